@@ -1,0 +1,33 @@
+/* arch/context.h - the context switch, the one piece of corio below C.
+ *
+ * A context is a saved stack pointer: the switch pushes the callee-saved
+ * registers (and FP control state) onto the current stack, stores the stack
+ * pointer, loads the other one and pops. Everything else a suspended task
+ * needs is already on its own stack. Implementations:
+ *   switch_x86_64.S   SysV x86-64: rbx rbp r12-r15, MXCSR, x87 control word
+ *   switch_aarch64.S  AAPCS64: x19-x30, d8-d15
+ *   switch_ucontext.c getcontext/swapcontext, for other targets and for
+ *                     checking the assembly (build with SWITCH=ucontext)
+ * Sanitizer fiber annotations live in the C caller (task.c), not here. */
+#ifndef CORIO_ARCH_CONTEXT_H
+#define CORIO_ARCH_CONTEXT_H
+
+#include <stddef.h>
+
+typedef void corio__entry_fn(void *arg);
+
+/* Save the current context into *from_sp and resume the one saved in to_sp.
+ * Returns when something switches back to *from_sp. */
+void corio__ctx_switch(void **from_sp, void *to_sp);
+
+/* Resume to_sp and abandon the current context (its stack may be reused at
+ * once by whoever runs next; nothing is written to it). */
+__attribute__((noreturn)) void corio__ctx_jump(void *to_sp);
+
+/* Prepare a fresh context on the stack whose highest address is stack_top
+ * (the stack spans [stack_top - size, stack_top)): resuming it calls
+ * entry(arg) on that stack. entry must never return. Returns the saved
+ * stack pointer to pass to corio__ctx_switch / corio__ctx_jump. */
+void *corio__ctx_make(void *stack_top, size_t size, corio__entry_fn *entry, void *arg);
+
+#endif

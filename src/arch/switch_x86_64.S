@@ -1,0 +1,84 @@
+/* arch/switch_x86_64.S - context switch for x86-64 System V (ELF).
+ *
+ * Saved frame, lowest address first (the saved stack pointer points at +0):
+ *
+ *   +0   MXCSR (4 bytes) | x87 control word (2 bytes) | pad
+ *   +8   r15
+ *   +16  r14
+ *   +24  r13    (fresh context: entry function)
+ *   +32  r12    (fresh context: entry argument)
+ *   +40  rbx
+ *   +48  rbp
+ *   +56  return address (fresh context: corio__ctx_start)
+ *
+ * 64 bytes in all. Only the callee-saved set is kept: everything else is
+ * already dead across a call. MXCSR and the x87 control word are callee-saved
+ * state too (rounding mode, exception masks), so a task that changes them
+ * does not change them for the others.
+ */
+#if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
+
+    .text
+
+/* void corio__ctx_switch(void **from_sp, void *to_sp)   rdi = from_sp, rsi = to_sp */
+    .globl  corio__ctx_switch
+    .hidden corio__ctx_switch
+    .type   corio__ctx_switch, @function
+    .p2align 4
+corio__ctx_switch:
+    .cfi_startproc
+    pushq   %rbp                  /* callee-saved registers, in frame order */
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp              /* room for the FP control words */
+    stmxcsr (%rsp)                /* SSE control/status */
+    fnstcw  4(%rsp)               /* x87 control word */
+    movq    %rsp, (%rdi)          /* *from_sp = our frame */
+    movq    %rsi, %rsp            /* onto the other stack */
+.Lrestore:
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret                           /* into the other context */
+    .cfi_endproc
+    .size   corio__ctx_switch, .-corio__ctx_switch
+
+/* void corio__ctx_jump(void *to_sp)   rdi = to_sp; the current context is dropped */
+    .globl  corio__ctx_jump
+    .hidden corio__ctx_jump
+    .type   corio__ctx_jump, @function
+    .p2align 4
+corio__ctx_jump:
+    .cfi_startproc
+    movq    %rdi, %rsp
+    jmp     .Lrestore
+    .cfi_endproc
+    .size   corio__ctx_jump, .-corio__ctx_jump
+
+/* First instruction of a fresh context: the frame built by corio__ctx_make
+ * left the entry function in r13 and its argument in r12. rsp is 16-byte
+ * aligned here, as a call needs. */
+    .globl  corio__ctx_start
+    .hidden corio__ctx_start
+    .type   corio__ctx_start, @function
+    .p2align 4
+corio__ctx_start:
+    .cfi_startproc
+    .cfi_undefined rip            /* end of the call chain for debuggers */
+    movq    %r12, %rdi            /* entry(arg) */
+    callq   *%r13
+    ud2                           /* entry must never return */
+    .cfi_endproc
+    .size   corio__ctx_start, .-corio__ctx_start
+
+#endif
+    .section .note.GNU-stack,"",@progbits

@@ -1,0 +1,151 @@
+/* internal.h - the loop and task structures shared by the core's files.
+ *
+ * Layers, bottom up: arch/ (context switch) - stack (stack pool) - timer
+ * (timer lanes) - poller (where the loop blocks) - loop (ready queue, turns,
+ * dispatch) - task (tasks, awaiting, sleeping, cancellation). Public names
+ * are corio_noun_verb; internal ones corio__module_verb. */
+#ifndef CORIO_INTERNAL_H
+#define CORIO_INTERNAL_H
+
+#include "corio.h"
+#include "arch/context.h"
+#include "poller.h"
+#include "stack.h"
+#include "timer.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- The suspension primitive ---------------------------------------------
+ * Every call that blocks fills a wait record (on its own stack), links it to
+ * what it waits on and calls corio__suspend. Whoever resolves the wait calls
+ * corio__wake with a result. A cancel that finds the task suspended calls
+ * `cancel` (unlink from what it waits on; NULL means the wait cannot be
+ * interrupted, e.g. a reap after a cancel) and wakes it with -ECANCELED. A
+ * cancel that finds the wakeup already handed over (woken, not yet resumed)
+ * still makes the suspension return -ECANCELED and calls `pass_on`, so the
+ * primitive can give what it handed over (an item, a permit) to the next
+ * waiter: nothing is lost. */
+typedef struct corio__wait corio__wait;
+struct corio__wait {
+    corio_task *task;
+    void (*cancel)(corio__wait *w);
+    void (*pass_on)(corio__wait *w);
+    const char *what;   /* what it waits on, for the deadlock report */
+    int result;
+    bool woken;
+};
+
+/* ---- Tasks: 64 bytes, allocated in aligned slabs ----------------------------- */
+enum corio__task_state {
+    CORIO__T_FREE = 0, /* slot on the free list */
+    CORIO__T_NEW,      /* created, queued, no stack yet */
+    CORIO__T_READY,    /* in the ready queue */
+    CORIO__T_RUNNING,
+    CORIO__T_WAITING,  /* suspended on task->wait */
+    CORIO__T_DONE,
+};
+
+enum corio__task_flag {
+    CORIO__TF_CANCELLED = 1, /* cancel requested: level-triggered */
+    CORIO__TF_RELEASED = 2,  /* the handle was given back */
+};
+
+typedef struct corio__awaiter corio__awaiter;
+
+struct corio_task {
+    void *sp;                  /* saved context while not running */
+    char *stack;               /* top of its stack, NULL before it first runs */
+    corio_task *next;          /* ready queue / free list link */
+    corio_fn *fn;
+    void *value;               /* the argument until it starts, then the result */
+    corio__wait *wait;         /* the suspension it is in, if any */
+    corio__awaiter *awaiters;  /* notified when it ends (LIFO list) */
+    uint8_t state;
+    uint8_t flags;
+    uint16_t stack_class;      /* which of the loop's stack pools */
+    int32_t status;            /* 0 or the negative errno it ends with */
+};
+
+/* Someone waiting for a task to end: a plain await wakes its task; gather
+ * counts. Lives on the waiter's stack. */
+struct corio__awaiter {
+    corio__awaiter *next;
+    corio_task *target;
+    void (*done)(corio__awaiter *a);
+    corio__wait *wait;
+};
+
+#define CORIO__TASK_SLAB_BYTES ((size_t)64 * 1024)
+
+typedef struct corio__task_slab {
+    corio_loop *loop;
+    struct corio__task_slab *next;
+    char pad[48];              /* tasks start 64-byte aligned */
+    corio_task tasks[];
+} corio__task_slab;
+
+#define CORIO__MAX_STACK_CLASSES 16
+
+/* ---- The loop ----------------------------------------------------------------- */
+enum { CORIO__LOOP_IDLE, CORIO__LOOP_RUNNING, CORIO__LOOP_CLOSED };
+
+struct corio_loop {
+    corio_task *current;       /* running task; NULL while the scheduler runs */
+    void *sched_sp;            /* the scheduler's context (the thread's stack) */
+    corio_task *ready_head, *ready_tail;
+    size_t ready_count;
+    size_t turn_left;          /* dispatches left in this turn's snapshot */
+    uint32_t since_poll;       /* dispatches since the poller last looked */
+    bool stopping;             /* the run's main task ended: finish the turn, return */
+    int state;
+    int clock;                 /* CORIO_CLOCK_REAL or CORIO_CLOCK_VIRTUAL */
+    int64_t vnow;              /* virtual time */
+    corio_task *main;
+    size_t live;               /* tasks not yet ended */
+    corio__timers timers;
+    corio__poller poller;
+    corio__stack_pool stacks[CORIO__MAX_STACK_CLASSES];
+    int nstack_classes;
+    uint16_t default_class;
+    corio__task_slab *slabs;
+    corio_task *free_tasks;
+    corio_task *carve, *carve_end;
+    void *sched_stack_lo;      /* for sanitizer fiber annotations */
+    size_t sched_stack_size;
+    corio_task *overflowed;    /* set just before jumping to the scheduler to report */
+    void *altstack;            /* the SIGSEGV handler's stack, if this loop made it */
+};
+
+/* loop.c */
+extern __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
+int64_t corio__now(corio_loop *l);
+void corio__ready_push(corio_loop *l, corio_task *t);
+corio_task *corio__pick_next(corio_loop *l);
+int corio__stack_class(corio_loop *l, size_t size);
+
+/* task.c */
+void corio__wake(corio_loop *l, corio__wait *w, int result);
+int corio__suspend(corio_loop *l, corio_task *self, corio__wait *w);
+void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to);
+bool corio__task_prepare(corio_loop *l, corio_task *t);
+void corio__task_end_unstarted(corio_loop *l, corio_task *t, int status);
+void corio__task_free_all(corio_loop *l);
+void corio__task_free_done(corio_loop *l, corio_task *t);
+int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint16_t cls);
+void corio__cancel_all(corio_loop *l);
+void corio__for_each_live(corio_loop *l, void (*fn)(corio_loop *, corio_task *));
+
+/* debug.c */
+__attribute__((noreturn)) void corio__overflow_abort(corio_loop *l, corio_task *t);
+void corio__overflow_check_sched(corio_loop *l);
+void corio__overflow_guard_install(corio_loop *l);
+void corio__overflow_guard_remove(corio_loop *l);
+void corio__report_stuck(corio_loop *l);
+
+static inline corio_loop *corio__task_loop(const corio_task *t)
+{
+    return ((corio__task_slab *)((uintptr_t)t & ~(uintptr_t)(CORIO__TASK_SLAB_BYTES - 1)))->loop;
+}
+
+#endif

@@ -1,0 +1,314 @@
+/* loop.c - the event loop: ready queue, turns, the scheduler, lifecycle.
+ *
+ * A turn, as in asyncio: fire the due timers, look at I/O, then run the
+ * tasks that were ready when the turn began (a snapshot: what becomes ready
+ * during the turn runs in the next one). Tasks switch to each other directly
+ * (one context switch per handoff); the scheduler, on the thread's own stack,
+ * runs only when nothing is ready: it blocks in the poller until the next
+ * timer's deadline or an I/O event, or jumps the virtual clock. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+__thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
+
+/* How many dispatches may pass before a busy loop looks at I/O again
+ * (Tokio uses 61): often enough to keep sockets flowing, rarely enough that
+ * the poll's system call stays off the hot path. */
+#define POLL_INTERVAL 61
+
+/* ---- clock ---------------------------------------------------------------------- */
+
+static int64_t real_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t corio__now(corio_loop *l)
+{
+    return l->clock == CORIO_CLOCK_VIRTUAL ? l->vnow : real_now();
+}
+
+int64_t corio_now_ns(void)
+{
+    corio_loop *l = corio__tls_loop;
+    return l ? corio__now(l) : 0;
+}
+
+double corio_now(void)
+{
+    return (double)corio_now_ns() / 1e9;
+}
+
+/* ---- ready queue and turns ---------------------------------------------------------- */
+
+void corio__ready_push(corio_loop *l, corio_task *t)
+{
+    t->next = NULL;
+    if (l->ready_tail)
+        l->ready_tail->next = t;
+    else
+        l->ready_head = t;
+    l->ready_tail = t;
+    l->ready_count++;
+}
+
+static corio_task *ready_pop(corio_loop *l)
+{
+    corio_task *t = l->ready_head;
+    l->ready_head = t->next;
+    if (!l->ready_head)
+        l->ready_tail = NULL;
+    l->ready_count--;
+    return t;
+}
+
+/* Start a new turn: due timers, a look at I/O, then a snapshot of the queue.
+ * False when there is nothing to run (or the run is stopping). */
+static bool turn_begin(corio_loop *l)
+{
+    if (l->stopping)
+        return false;
+    if (!corio__timers_empty(&l->timers))
+        corio__timers_run_due(&l->timers, corio__now(l));
+    if (corio__poller_busy(&l->poller) && l->since_poll >= POLL_INTERVAL) {
+        corio__poller_wait(&l->poller, 0);
+        l->since_poll = 0;
+    }
+    l->turn_left = l->ready_count;
+    return l->turn_left != 0;
+}
+
+/* The next task to run, or NULL when the scheduler must take over. Tasks
+ * cancelled before they ever ran end here without running. */
+corio_task *corio__pick_next(corio_loop *l)
+{
+    for (;;) {
+        if (l->turn_left == 0 && !turn_begin(l))
+            return NULL;
+        corio_task *t = ready_pop(l);
+        l->turn_left--;
+        l->since_poll++;
+        if (t->state == CORIO__T_NEW && (t->flags & CORIO__TF_CANCELLED)) {
+            corio__task_end_unstarted(l, t, -ECANCELED);
+            continue;
+        }
+        return t;
+    }
+}
+
+/* ---- the scheduler ------------------------------------------------------------------ */
+
+/* Nothing is ready: block until something can be. -EDEADLK when nothing ever can. */
+static int wait_for_events(corio_loop *l)
+{
+    corio__timer *first = corio__timers_first(&l->timers);
+    bool io = corio__poller_busy(&l->poller);
+    if (!first && !io)
+        return -EDEADLK;
+    if (l->clock == CORIO_CLOCK_VIRTUAL) {
+        /* time stands still while I/O can still happen; else jump to the next deadline */
+        if (io && (corio__poller_wait(&l->poller, first ? 0 : -1) > 0 || !first))
+            return 0;
+        if (first->deadline > l->vnow)
+            l->vnow = first->deadline;
+        corio__timers_run_due(&l->timers, l->vnow);
+        return 0;
+    }
+    int64_t now = real_now();
+    if (!first || first->deadline > now) {
+        int rc = corio__poller_wait(&l->poller, first ? first->deadline - now : -1);
+        if (rc < 0)
+            return rc;
+        l->since_poll = 0;
+        if (!first)
+            return 0;
+        now = real_now();
+    }
+    corio__timers_run_due(&l->timers, now);
+    return 0;
+}
+
+static bool main_done(corio_loop *l)
+{
+    return l->main->state == CORIO__T_DONE;
+}
+
+static bool all_done(corio_loop *l)
+{
+    return l->live == 0;
+}
+
+/* Run tasks until done(l); 0, or -EDEADLK (after reporting the stuck tasks). */
+static int schedule_until(corio_loop *l, bool (*done)(corio_loop *))
+{
+    for (;;) {
+        corio_task *t;
+        while ((t = corio__pick_next(l)) && !corio__task_prepare(l, t))
+            ;
+        if (t) {
+            corio__switch_to(l, NULL, t);
+            continue;
+        }
+        if (done(l))
+            return 0;
+        l->stopping = false;
+        int rc = wait_for_events(l);
+        if (rc == -EDEADLK)
+            corio__report_stuck(l);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* ---- stack classes: one pool per distinct stack size ------------------------------------ */
+
+int corio__stack_class(corio_loop *l, size_t size)
+{
+    for (int i = 0; i < l->nstack_classes; i++)
+        if (l->stacks[i].size >= size && l->stacks[i].size - size < 4096)
+            return i;
+    if (l->nstack_classes == CORIO__MAX_STACK_CLASSES)
+        return -ENOSPC;
+    corio__stack_pool_init(&l->stacks[l->nstack_classes], size);
+    return l->nstack_classes++;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static int clock_from(int kind)
+{
+    if (kind != CORIO_CLOCK_DEFAULT)
+        return kind;
+    const char *env = getenv("CORIO_CLOCK");
+    return env && strcmp(env, "virtual") == 0 ? CORIO_CLOCK_VIRTUAL : CORIO_CLOCK_REAL;
+}
+
+static void find_thread_stack(corio_loop *l)
+{
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &l->sched_stack_lo, &l->sched_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+}
+
+int corio_loop_new(corio_loop **out, const corio_loop_opts *opts)
+{
+    corio_loop_opts o = opts ? *opts : (corio_loop_opts){0};
+    if (!out)
+        return -EINVAL;
+    if (o.stack_size == 0)
+        o.stack_size = CORIO_STACK_DEFAULT;
+    if (o.stack_size < CORIO_STACK_MIN || o.stack_size > CORIO_STACK_MAX)
+        return -EINVAL;
+    if (o.clock < CORIO_CLOCK_DEFAULT || o.clock > CORIO_CLOCK_VIRTUAL)
+        return -EINVAL;
+    if (corio__tls_loop)
+        return -EBUSY;
+    corio_loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    int rc = corio__poller_open(&l->poller);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    corio__timers_init(&l->timers);
+    l->clock = clock_from(o.clock);
+    l->default_class = (uint16_t)corio__stack_class(l, o.stack_size);
+    find_thread_stack(l);
+    corio__overflow_guard_install(l);
+    corio__tls_loop = l;
+    *out = l;
+    return 0;
+}
+
+int corio_loop_run(corio_loop *l, corio_coro_t main, void **result)
+{
+    if (!l || !main.fn || l->state == CORIO__LOOP_CLOSED)
+        return -EINVAL;
+    if (l->state == CORIO__LOOP_RUNNING)
+        return -EBUSY;
+    if (corio__tls_loop != l)
+        return -EXDEV;
+    corio_task *t;
+    int rc = corio__task_new(l, &t, main, l->default_class);
+    if (rc < 0)
+        return rc;
+    t->flags |= CORIO__TF_RELEASED; /* the loop frees it when it ends */
+    l->main = t;
+    l->stopping = false;
+    l->state = CORIO__LOOP_RUNNING;
+    rc = schedule_until(l, main_done);
+    l->state = CORIO__LOOP_IDLE;
+    l->stopping = false;
+    if (rc < 0) {
+        l->main = NULL; /* main never ended: close reaps and frees it */
+        return rc;
+    }
+    rc = t->status;
+    if (result)
+        *result = t->value;
+    corio__task_free_done(l, t);
+    l->main = NULL;
+    return rc;
+}
+
+int corio_loop_close(corio_loop *l)
+{
+    if (!l)
+        return -EINVAL;
+    if (l->state == CORIO__LOOP_RUNNING)
+        return -EBUSY;
+    if (l->state == CORIO__LOOP_CLOSED)
+        return 0;
+    /* asyncio.run's epilogue: cancel what is left and let it wind down */
+    corio__cancel_all(l);
+    l->state = CORIO__LOOP_RUNNING;
+    schedule_until(l, all_done);
+    l->state = CORIO__LOOP_CLOSED;
+    corio__task_free_all(l);
+    for (int i = 0; i < l->nstack_classes; i++)
+        corio__stack_pool_fini(&l->stacks[i]);
+    corio__timers_fini(&l->timers);
+    corio__poller_close(&l->poller);
+    corio__overflow_guard_remove(l);
+    if (corio__tls_loop == l)
+        corio__tls_loop = NULL;
+    return 0;
+}
+
+void corio_loop_free(corio_loop *l)
+{
+    if (!l)
+        return;
+    corio_loop_close(l);
+    free(l);
+}
+
+int corio_run_opts(corio_coro_t main, void **result, const corio_loop_opts *opts)
+{
+    if (!main.fn)
+        return -EINVAL;
+    corio_loop *l;
+    int rc = corio_loop_new(&l, opts);
+    if (rc < 0)
+        return rc;
+    rc = corio_loop_run(l, main, result);
+    corio_loop_free(l);
+    return rc;
+}
+
+int corio_run(corio_coro_t main, void **result)
+{
+    return corio_run_opts(main, result, NULL);
+}
