@@ -11,7 +11,7 @@
 # Variants (each builds into its own folder):
 #   SAN=asan             -fsanitize=address,undefined             -> build/asan
 #   SWITCH=ucontext      ucontext fallback instead of assembly     -> build/ucontext
-#   CROSS=aarch64        aarch64-linux-gnu-gcc, static            -> build/arm64
+#   CROSS=aarch64        aarch64-linux-gnu-gcc (run under qemu)   -> build/arm64
 
 CC      ?= gcc
 CROSS   ?=
@@ -21,7 +21,7 @@ SWITCH  ?= asm
 ifeq ($(CROSS),aarch64)
   CC       := aarch64-linux-gnu-gcc
   BUILD    ?= build/arm64
-  LDSTATIC := -static
+  LDSTATIC :=
 else ifeq ($(SAN),asan)
   BUILD    ?= build/asan
 else ifeq ($(SWITCH),ucontext)

@@ -120,8 +120,7 @@ struct corio_loop {
 /* loop.c */
 extern __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
 int64_t corio__now(corio_loop *l);
-void corio__ready_push(corio_loop *l, corio_task *t);
-corio_task *corio__pick_next(corio_loop *l);
+corio_task *corio__pick_next_slow(corio_loop *l);
 int corio__stack_class(corio_loop *l, size_t size);
 
 /* task.c */
@@ -142,6 +141,46 @@ void corio__overflow_check_sched(corio_loop *l);
 void corio__overflow_guard_install(corio_loop *l);
 void corio__overflow_guard_remove(corio_loop *l);
 void corio__report_stuck(corio_loop *l);
+
+/* ---- the ready queue: an intrusive FIFO, on every hot path, so inline ---- */
+
+static inline void corio__ready_push(corio_loop *l, corio_task *t)
+{
+    t->next = NULL;
+    if (l->ready_tail)
+        l->ready_tail->next = t;
+    else
+        l->ready_head = t;
+    l->ready_tail = t;
+    l->ready_count++;
+}
+
+static inline corio_task *corio__ready_pop(corio_loop *l)
+{
+    corio_task *t = l->ready_head;
+    l->ready_head = t->next;
+    if (!l->ready_head)
+        l->ready_tail = NULL;
+    l->ready_count--;
+    return t;
+}
+
+/* The next task to run in this turn, or NULL when the scheduler must take
+ * over. The common case (the turn goes on, the task was not cancelled before
+ * it ever ran) stays inline; the rest is corio__pick_next_slow. */
+static inline corio_task *corio__pick_next(corio_loop *l)
+{
+    if (__builtin_expect(l->turn_left != 0, 1)) {
+        corio_task *t = l->ready_head;
+        if (__builtin_expect(t->state != CORIO__T_NEW || !(t->flags & CORIO__TF_CANCELLED), 1)) {
+            corio__ready_pop(l);
+            l->turn_left--;
+            l->since_poll++;
+            return t;
+        }
+    }
+    return corio__pick_next_slow(l);
+}
 
 static inline corio_loop *corio__task_loop(const corio_task *t)
 {

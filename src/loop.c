@@ -50,27 +50,6 @@ double corio_now(void)
 
 /* ---- ready queue and turns ---------------------------------------------------------- */
 
-void corio__ready_push(corio_loop *l, corio_task *t)
-{
-    t->next = NULL;
-    if (l->ready_tail)
-        l->ready_tail->next = t;
-    else
-        l->ready_head = t;
-    l->ready_tail = t;
-    l->ready_count++;
-}
-
-static corio_task *ready_pop(corio_loop *l)
-{
-    corio_task *t = l->ready_head;
-    l->ready_head = t->next;
-    if (!l->ready_head)
-        l->ready_tail = NULL;
-    l->ready_count--;
-    return t;
-}
-
 /* Start a new turn: due timers, a look at I/O, then a snapshot of the queue.
  * False when there is nothing to run (or the run is stopping). */
 static bool turn_begin(corio_loop *l)
@@ -87,14 +66,14 @@ static bool turn_begin(corio_loop *l)
     return l->turn_left != 0;
 }
 
-/* The next task to run, or NULL when the scheduler must take over. Tasks
- * cancelled before they ever ran end here without running. */
-corio_task *corio__pick_next(corio_loop *l)
+/* The slow half of corio__pick_next: the turn is over (or the first task
+ * was cancelled before it ran). */
+corio_task *corio__pick_next_slow(corio_loop *l)
 {
     for (;;) {
         if (l->turn_left == 0 && !turn_begin(l))
             return NULL;
-        corio_task *t = ready_pop(l);
+        corio_task *t = corio__ready_pop(l);
         l->turn_left--;
         l->since_poll++;
         if (t->state == CORIO__T_NEW && (t->flags & CORIO__TF_CANCELLED)) {

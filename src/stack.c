@@ -1,10 +1,12 @@
 /* stack.c - task stacks carved from a few large mappings (see stack.h).
  *
  * Concrete layout of a mapping holding n slots of `slot` bytes (P = page):
- *   base                 bookkeeping (the list of mappings)
- *   base+P               guard page (PROT_NONE)
- *   base+2P+i*slot       canary of slot i (16 bytes), then slot i's stack
- *   base+2P+(i+1)*slot   top of slot i (page aligned) = canary of slot i+1
+ *   base                 guard page (PROT_NONE)
+ *   base+P               bookkeeping (the list of mappings); its last 16
+ *                        bytes are slot 0's canary
+ *   S_i = base+2P+i*slot slot i: its stack spans [S_i, S_i + slot - 16), and
+ *                        its last 16 bytes are slot i+1's canary, in the
+ *                        page slot i's own frames already touch
  */
 #include "stack.h"
 
@@ -21,6 +23,7 @@
 
 struct corio__stack_map {
     corio__stack_map *next;
+    char *base;
     size_t bytes;
 };
 
@@ -49,7 +52,7 @@ void corio__stack_pool_fini(corio__stack_pool *p)
     corio__stack_map *m = p->maps;
     while (m) {
         corio__stack_map *next = m->next;
-        munmap(m, m->bytes);
+        munmap(m->base, m->bytes);
         m = next;
     }
     p->maps = NULL;
@@ -57,8 +60,8 @@ void corio__stack_pool_fini(corio__stack_pool *p)
     p->carve = p->carve_end = NULL;
 }
 
-/* A new mapping: a bookkeeping page (the list node), a guard page, then whole
- * slots. Three VMAs per mapping, and mappings double in size up to 8 GiB. */
+/* A new mapping: a guard page, a bookkeeping page, then whole slots. Two VMAs
+ * per mapping, and mappings double in size up to 8 GiB. */
 static int map_more(corio__stack_pool *p)
 {
     size_t page = page_size();
@@ -71,12 +74,12 @@ static int map_more(corio__stack_pool *p)
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return -1;
-    /* page 0: the mapping's bookkeeping; page 1: the guard below slot 0 */
-    if (mprotect(base + page, page, PROT_NONE) != 0) {
+    if (mprotect(base, page, PROT_NONE) != 0) {
         munmap(base, bytes);
         return -1;
     }
-    corio__stack_map *m = (corio__stack_map *)base;
+    corio__stack_map *m = (corio__stack_map *)(void *)(base + page);
+    m->base = base;
     m->bytes = bytes;
     m->next = p->maps;
     p->maps = m;
@@ -85,11 +88,6 @@ static int map_more(corio__stack_pool *p)
     if (p->map_bytes_next < MAP_MAX)
         p->map_bytes_next *= 2;
     return 0;
-}
-
-uint64_t *corio__stack_canary(const corio__stack_pool *p, char *top)
-{
-    return (uint64_t *)(void *)(top - p->slot);
 }
 
 char *corio__stack_get(corio__stack_pool *p)
@@ -101,13 +99,13 @@ char *corio__stack_get(corio__stack_pool *p)
     } else {
         if (p->carve + p->slot > p->carve_end && map_more(p) != 0)
             return NULL;
-        char *slot = p->carve;
+        char *lo = p->carve;
         p->carve += p->slot;
-        top = slot + p->slot;
-        uint64_t *canary = (uint64_t *)(void *)slot; /* = top of the slot below */
+        top = lo + p->size;
+        uint64_t *canary = corio__stack_canary(p, top); /* = the top of the slot below */
         *canary = corio__stack_canary_value(canary);
 #ifdef CORIO_HAVE_VALGRIND
-        VALGRIND_STACK_REGISTER(slot + CORIO__STACK_CANARY_BYTES, top);
+        VALGRIND_STACK_REGISTER(lo, top);
 #endif
     }
     p->in_use++;

@@ -12,8 +12,8 @@
  * lower stack, which its own task has already touched, so the canary costs
  * no memory. The task layer checks it, and the stack pointer, on every switch.
  *
- *   mapping: [guard][slot 0          ][slot 1          ] ...
- *   slot i:  [lo_i ... stack grows down ... top_i][canary of slot i+1]
+ *   mapping: [guard][book-keeping|c0][slot 0       |c1][slot 1       |c2] ...
+ *   slot i:  [lo_i ... stack grows down ... top_i][c(i+1): canary of slot i+1]
  */
 #ifndef CORIO_STACK_H
 #define CORIO_STACK_H
@@ -39,7 +39,8 @@ typedef struct corio__stack_pool {
 void corio__stack_pool_init(corio__stack_pool *p, size_t size);
 /* Unmap everything, including stacks still handed out. */
 void corio__stack_pool_fini(corio__stack_pool *p);
-/* A stack: returns its top (highest address, 16-byte aligned), or NULL if
+/* A stack: returns its top (just past its highest usable byte, 16-byte
+ * aligned, not page aligned: the canary above it takes 16 bytes), or NULL if
  * the address space or the kernel says no. */
 char *corio__stack_get(corio__stack_pool *p);
 void corio__stack_put(corio__stack_pool *p, char *top);
@@ -52,7 +53,10 @@ static inline char *corio__stack_lo(const corio__stack_pool *p, char *top)
 
 /* Address and expected value of the canary below the stack at `top`
  * (NULL for the first slot of a mapping, which has the guard page). */
-uint64_t *corio__stack_canary(const corio__stack_pool *p, char *top);
+static inline uint64_t *corio__stack_canary(const corio__stack_pool *p, char *top)
+{
+    return (uint64_t *)(void *)(top - p->slot);
+}
 static inline uint64_t corio__stack_canary_value(const uint64_t *where)
 {
     return 0xC0210DEADC0210ULL ^ (uint64_t)(uintptr_t)where;

@@ -67,7 +67,10 @@ corio__ctx_jump:
     .cfi_endproc
     .size   corio__ctx_jump, .-corio__ctx_jump
 
-/* First instruction of a fresh context: x19 = argument, x20 = entry. */
+/* First instruction of a fresh context: x19 = argument, x20 = entry.
+ * A plain branch, not blr: entry never returns (it leaves by
+ * corio__ctx_jump), and a blr would leave a return-stack prediction that no
+ * ret consumes (see switch_x86_64.S). */
     .globl  corio__ctx_start
     .hidden corio__ctx_start
     .type   corio__ctx_start, %function
@@ -76,9 +79,9 @@ corio__ctx_start:
     .cfi_startproc
     .cfi_undefined x30            /* end of the call chain for debuggers */
     mov     x29, #0
+    mov     x30, #0               /* no return address: entry never returns */
     mov     x0, x19               /* entry(arg) */
-    blr     x20
-    brk     #0                    /* entry must never return */
+    br      x20
     .cfi_endproc
     .size   corio__ctx_start, .-corio__ctx_start
 

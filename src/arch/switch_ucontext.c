@@ -64,11 +64,13 @@ void *corio__ctx_make(void *stack_top, size_t size, corio__entry_fn *entry, void
     uint16_t fpucw;
     __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
     __asm__ volatile("fnstcw %0" : "=m"(fpucw));
-    memset(f, 0, 80);
     f[0] = mxcsr | ((uint64_t)fpucw << 32); /* inherit the creator's FP modes */
+    f[1] = f[2] = f[5] = 0;                 /* r15 r14 rbx */
     f[3] = (uintptr_t)entry;                /* r13 */
     f[4] = (uintptr_t)arg;                  /* r12 */
+    f[6] = 0;                               /* rbp: ends frame-pointer walks */
     f[7] = (uintptr_t)corio__ctx_start;     /* return address */
+    f[8] = f[9] = 0;                        /* above: no caller */
     return f;                               /* f + 64 is 16-byte aligned at the start */
 }
 

@@ -14,7 +14,9 @@
  * 64 bytes in all. Only the callee-saved set is kept: everything else is
  * already dead across a call. MXCSR and the x87 control word are callee-saved
  * state too (rounding mode, exception masks), so a task that changes them
- * does not change them for the others.
+ * does not change them for the others. Loading them is the slow part of a
+ * switch (fldcw and ldmxcsr serialize), and tasks almost never differ, so a
+ * switch loads them only when the other context's differ from ours.
  */
 #if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
 
@@ -33,14 +35,18 @@ corio__ctx_switch:
     pushq   %r13
     pushq   %r14
     pushq   %r15
-    subq    $8, %rsp              /* room for the FP control words */
+    pushq   $0                    /* FP control words; zero the padding */
     stmxcsr (%rsp)                /* SSE control/status */
     fnstcw  4(%rsp)               /* x87 control word */
+    movl    (%rsp), %eax          /* read back as stored (4 and 2 bytes), so */
+    movzwl  4(%rsp), %edx         /* the loads forward from the stores */
     movq    %rsp, (%rdi)          /* *from_sp = our frame */
     movq    %rsi, %rsp            /* onto the other stack */
-.Lrestore:
-    ldmxcsr (%rsp)
-    fldcw   4(%rsp)
+    cmpl    (%rsp), %eax
+    jne     .Lload_fp             /* rare: the other context has other FP modes */
+    cmpw    4(%rsp), %dx
+    jne     .Lload_fp
+.Lpop:
     addq    $8, %rsp
     popq    %r15
     popq    %r14
@@ -48,7 +54,14 @@ corio__ctx_switch:
     popq    %r12
     popq    %rbx
     popq    %rbp
-    ret                           /* into the other context */
+    ret                           /* into the other context: it was suspended
+                                     from the same call site as we are (in
+                                     corio__switch_to), so the return-stack
+                                     predictor guesses right */
+.Lload_fp:
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    jmp     .Lpop
     .cfi_endproc
     .size   corio__ctx_switch, .-corio__ctx_switch
 
@@ -59,14 +72,28 @@ corio__ctx_switch:
     .p2align 4
 corio__ctx_jump:
     .cfi_startproc
+    subq    $8, %rsp              /* the dying stack is scratch space: read our */
+    stmxcsr (%rsp)                /* FP control words to compare, as above */
+    fnstcw  4(%rsp)
+    movl    (%rsp), %eax
+    movzwl  4(%rsp), %edx
     movq    %rdi, %rsp
-    jmp     .Lrestore
+    cmpl    (%rsp), %eax
+    jne     .Lload_fp
+    cmpw    4(%rsp), %dx
+    jne     .Lload_fp
+    jmp     .Lpop
     .cfi_endproc
     .size   corio__ctx_jump, .-corio__ctx_jump
 
 /* First instruction of a fresh context: the frame built by corio__ctx_make
- * left the entry function in r13 and its argument in r12. rsp is 16-byte
- * aligned here, as a call needs. */
+ * left the entry function in r13 and its argument in r12.
+ *
+ * It enters with a jump, not a call: a call would push a return-stack
+ * prediction that no ret ever consumes (entry never returns; it leaves by
+ * corio__ctx_jump), shifting every later return prediction in whichever task
+ * runs next by one, so each of its returns would mispredict. The pushed zero
+ * stands where the return address would be, keeping the ABI's alignment. */
     .globl  corio__ctx_start
     .hidden corio__ctx_start
     .type   corio__ctx_start, @function
@@ -75,8 +102,8 @@ corio__ctx_start:
     .cfi_startproc
     .cfi_undefined rip            /* end of the call chain for debuggers */
     movq    %r12, %rdi            /* entry(arg) */
-    callq   *%r13
-    ud2                           /* entry must never return */
+    pushq   $0                    /* no return address: entry never returns */
+    jmpq    *%r13
     .cfi_endproc
     .size   corio__ctx_start, .-corio__ctx_start
 
