@@ -42,6 +42,7 @@ ifeq ($(SWITCH),ucontext)
   CFLAGS  += -DCORIO_SWITCH_UCONTEXT
 endif
 LDFLAGS += $(LDSTATIC)
+EXE_LDFLAGS := -rdynamic   # lets dladdr name entry functions in overflow and deadlock reports
 
 MACHINE := $(shell $(CC) -dumpmachine)
 ifneq ($(SWITCH),ucontext)
@@ -84,7 +85,7 @@ $(BUILD)/libcorio.so: $(LIB_OBJ)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcorio.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(EXE_LDFLAGS) -o $@ $< $(BUILD)/libcorio.a $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
@@ -92,7 +93,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libcorio.a
 
 $(BUILD)/test/corio_tests: $(TEST_OBJ) $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libcorio.a $(LDLIBS)
+	$(CC) $(LDFLAGS) $(EXE_LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libcorio.a $(LDLIBS)
 
 # The suite needs the examples built too (it checks the seed programs' output).
 check: all
@@ -107,11 +108,12 @@ test-arm64:
 valgrind: all
 	CORIO_BUILD=$(BUILD) CORIO_VALGRIND=1 $(BUILD)/test/corio_tests
 
-demo: all
-	scripts/demo.sh
+# demo.sh installs what it needs (gcc, make...) and builds by itself.
+demo:
+	BUILD=$(BUILD) scripts/demo.sh
 
 bench: all
-	bench/run.sh
+	BUILD=$(BUILD) bench/run.sh
 
 clean:
 	rm -rf build

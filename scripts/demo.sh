@@ -13,8 +13,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-BUILD=${BUILD:-build}
 MAKE=${MAKE:-make}
+# BUILD (optional): the build folder to use, as in `make BUILD=...`; default build/
+if [ -n "${BUILD:-}" ]; then make_args=("BUILD=$BUILD"); else BUILD=build make_args=(); fi
 
 header() { printf '\n=== %s\n' "$*"; }
 
@@ -49,8 +50,9 @@ else
 fi
 
 # ---- 2. build -----------------------------------------------------------------------------
-header "building corio, its examples and benchmarks (make)"
-"$MAKE"
+header "building corio, its examples and benchmarks (make ${make_args[*]:-})"
+# (under `make demo` this inner make sees the outer one's variables through MAKEFLAGS)
+"$MAKE" ${make_args[@]+"${make_args[@]}"}
 
 # The seed programs must run on the real clock (the tests set CORIO_CLOCK=virtual).
 unset CORIO_CLOCK
@@ -58,7 +60,8 @@ unset CORIO_CLOCK
 run() {  # run PROGRAM [ARGS...]: run one built example, stop the demo if it fails
     local prog="$BUILD/examples/$1"; shift
     if [ ! -x "$prog" ]; then echo "not built: $prog" >&2; exit 1; fi
-    "$prog" "$@"
+    # line-buffered stdout, so its lines stay in order with its stderr when piped (| tee)
+    if command -v stdbuf >/dev/null 2>&1; then stdbuf -oL "$prog" "$@"; else "$prog" "$@"; fi
 }
 
 # ---- 3. the seed programs --------------------------------------------------------------------

@@ -223,15 +223,15 @@ int corio_loop_run(corio_loop *l, corio_coro_t main, void **result)
     int rc = corio__task_new(l, &t, main, l->default_class);
     if (rc < 0)
         return rc;
-    t->flags |= CORIO__TF_RELEASED; /* the loop frees it when it ends */
-    l->main = t;
+    l->main = t; /* the run frees it when it ends; tasks may await it */
     l->stopping = false;
     l->state = CORIO__LOOP_RUNNING;
     rc = schedule_until(l, main_done);
     l->state = CORIO__LOOP_IDLE;
     l->stopping = false;
     if (rc < 0) {
-        l->main = NULL; /* main never ended: close reaps and frees it */
+        t->flags |= CORIO__TF_RELEASED; /* main never ended: close reaps and frees it */
+        l->main = NULL;
         return rc;
     }
     rc = t->status;

@@ -232,7 +232,7 @@ static void task_end(corio_loop *l, corio_task *t, void *result, int status)
     notify_awaiters(t);
     if (t == l->main)
         l->stopping = true; /* asyncio: finish this turn, then return */
-    if (t->flags & CORIO__TF_RELEASED && t != l->main)
+    if (t->flags & CORIO__TF_RELEASED && t != l->main) /* main: freed by its run */
         task_free(l, t);
 }
 
@@ -427,11 +427,11 @@ int corio_await_task(corio_task *t, void **result)
     corio_task *self = self_task(&l);
     if (!self)
         return -EPERM;
+    if (t == self)
+        return -EDEADLK;
     int rc = check_handle(l, t);
     if (rc < 0)
         return rc;
-    if (t == self)
-        return -EDEADLK;
     rc = wait_task(l, self, t, false);
     if (rc < 0)
         return rc;

@@ -341,6 +341,19 @@ static double timeout_scale(void)
     return v > 0 ? v : 1.0;
 }
 
+/* The test running now: its process group is its own, so a Ctrl-C at the
+ * terminal does not reach it; the runner passes it on. */
+static volatile pid_t current_child;
+
+static void on_signal(int sig)
+{
+    pid_t c = current_child;
+    if (c > 0)
+        kill(-c, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* CORIO_VALGRIND=1: each test runs as `valgrind corio_tests --exec NAME`. */
 static int use_valgrind(void)
 {
@@ -362,16 +375,29 @@ static void exec_under_valgrind(const char *name)
     _exit(3);
 }
 
+#define OUTPUT_LIMIT ((size_t)1 << 20)
+
+/* Read from the test's pipe: into out up to OUTPUT_LIMIT, then discard (a
+ * test printing in a loop must not eat the runner's memory). 0 at EOF, 1 if
+ * something (or EINTR/EAGAIN) came, negative on error. */
+static int read_output(struct buf *out, int fd)
+{
+    if (out->len < OUTPUT_LIMIT)
+        return buf_read_fd(out, fd);
+    char scratch[4096];
+    ssize_t n = read(fd, scratch, sizeof scratch);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+    return n > 0;
+}
+
 /* Read what is left in the pipe without blocking on leftover writers. */
 static void drain(struct buf *out, int fd)
 {
     fcntl(fd, F_SETFL, O_NONBLOCK);
-    for (;;) {
-        if (out->cap - out->len < 4096 && out->len > ((size_t)64 << 20))
-            return;
-        ssize_t before = (ssize_t)out->len;
-        int r = buf_read_fd(out, fd);
-        if (r <= 0 || (ssize_t)out->len == before)
+    for (int i = 0; i < 100000; i++) {
+        errno = 0;
+        if (read_output(out, fd) <= 0 || errno == EAGAIN)
             return;
     }
 }
@@ -396,6 +422,10 @@ static int run_one(const struct test_entry *t, struct buf *out, char *reason, si
     }
     if (pid == 0) {
         setpgid(0, 0);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         dup2(p[1], 1);
         dup2(p[1], 2);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -407,6 +437,7 @@ static int run_one(const struct test_entry *t, struct buf *out, char *reason, si
         exit(0);
     }
     setpgid(pid, pid); /* both sides, so the group exists before any kill */
+    current_child = pid;
     close(p[1]);
     double limit = (t->timeout_s > 0 ? t->timeout_s : TEST_DEFAULT_TIMEOUT_S) * timeout_scale();
     int64_t deadline = mono_ms() + (int64_t)(limit * 1000);
@@ -421,7 +452,7 @@ static int run_one(const struct test_entry *t, struct buf *out, char *reason, si
         int n = poll(&pf, 1, left > 100 ? 100 : (int)left);
         if (n < 0 && errno != EINTR)
             break;
-        if (n > 0 && buf_read_fd(out, p[0]) == 0)
+        if (n > 0 && read_output(out, p[0]) == 0)
             fd_open = 0;
         if (waitpid(pid, &st, WNOHANG) == pid)
             reaped = 1; /* exited, but something it started may hold the pipe */
@@ -434,6 +465,7 @@ static int run_one(const struct test_entry *t, struct buf *out, char *reason, si
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
     kill(-pid, SIGKILL); /* whatever the test left behind in its group */
+    current_child = 0;
     drain(out, p[0]);
     close(p[0]);
     if (timed_out) {
@@ -539,6 +571,9 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     int passed = 0, failed = 0, num = 0;
     for (size_t i = 0; i < ntests; i++) {
         const struct test_entry *t = &tests[i];
@@ -565,6 +600,8 @@ int main(int argc, char **argv)
             printf("FAIL %d %s: %s  (%lld ms)\n", num, t->name, reason, (long long)ms);
             if (out.len)
                 print_indented(out.p, out.len);
+            if (out.len >= OUTPUT_LIMIT)
+                printf("    [output cut at %zu bytes]\n", out.len);
             failed++;
         }
         fflush(stdout);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 
 static int sleep_rc = 1;
 static int64_t woke_at = -1;
@@ -374,4 +375,124 @@ static void *main_cancel_many(void *arg)
 TEST(cancel_some_of_many)
 {
     ASSERT_EQ(test_run_virtual(main_cancel_many, NULL, NULL), 0);
+}
+
+/* ---- Cancel at suspension N, for N = 0, 1, 2 ... until the work completes -- */
+
+static void *leaf(void *arg)
+{
+    int rc = corio_sleep_ns((int64_t)(intptr_t)arg);
+    return rc < 0 ? corio_fail(rc) : arg;
+}
+
+static void *inline_part(void *arg)
+{
+    (void)arg;
+    int rc = corio_yield();
+    if (rc < 0)
+        return corio_fail(rc);
+    rc = corio_sleep_ns(30);
+    return rc < 0 ? corio_fail(rc) : NULL;
+}
+
+/* A workload that suspends in every way the API offers. */
+static void *workload(void *arg)
+{
+    (void)arg;
+    int rc;
+    if ((rc = corio_yield()) < 0)
+        return corio_fail(rc);
+    if ((rc = corio_sleep_ns(10)) < 0)
+        return corio_fail(rc);
+    corio_task *c = corio_create_task(corio_coro(leaf, (void *)(intptr_t)20));
+    if (!c)
+        return corio_fail(-ENOMEM);
+    rc = corio_await(c, NULL);
+    corio_task_release(c);
+    if (rc < 0)
+        return corio_fail(rc);
+    if ((rc = corio_await(corio_coro(inline_part, NULL), NULL)) < 0)
+        return corio_fail(rc);
+    corio_coro_t g[3] = {corio_coro(leaf, (void *)(intptr_t)5), corio_coro(leaf, (void *)(intptr_t)15),
+                         corio_coro(leaf, (void *)(intptr_t)0)};
+    if ((rc = corio_gather(g, 3, NULL)) < 0)
+        return corio_fail(rc);
+    if ((rc = corio_sleep(0)) < 0)
+        return corio_fail(rc);
+    return (void *)(intptr_t)1234;
+}
+
+static void *main_cancel_at_step(void *arg)
+{
+    intptr_t steps = (intptr_t)arg;
+    corio_task *t = corio_create_task(corio_coro(workload, NULL));
+    ASSERT_NOT_NULL(t);
+    /* advance the workload by `steps` suspensions of main, each a yield or a
+     * 1 ns sleep so that virtual time moves too */
+    for (intptr_t i = 0; i < steps && !corio_task_done(t); i++)
+        ASSERT_EQ(i % 2 ? corio_sleep_ns(1) : corio_yield(), 0);
+    int done_before = corio_task_done(t);
+    int c = corio_cancel(t);
+    ASSERT_EQ(c, done_before ? 0 : 1);
+    void *r = NULL;
+    int rc = corio_await(t, &r);
+    ASSERT_EQ(corio_task_release(t), 0);
+    if (done_before) {
+        ASSERT_EQ(rc, 0);
+        ASSERT_EQ((intptr_t)r, 1234);
+        return (void *)(intptr_t)1;
+    }
+    ASSERT_EQ(rc, -ECANCELED);
+    ASSERT_NULL(r);
+    return (void *)(intptr_t)0;
+}
+
+TEST(cancel_at_every_suspension_point)
+{
+    for (intptr_t n = 0; n < 1000; n++) {
+        void *finished = NULL;
+        ASSERT_EQ(test_run_virtual(main_cancel_at_step, (void *)n, &finished), 0);
+        if (finished) {
+            printf("the workload completed when cancelled after %ld steps\n", (long)n);
+            ASSERT_GT(n, 5); /* the workload needed several steps */
+            return;
+        }
+    }
+    ASSERT(!"the workload never completed");
+}
+
+static void *await_and_report(void *arg)
+{
+    void *r = (void *)1;
+    int rc = corio_await((corio_task *)arg, &r);
+    test_trace("%d:%p", rc, r);
+    return NULL;
+}
+
+static void *main_awaiters_of_cancelled(void *arg)
+{
+    (void)arg;
+    corio_task *t = corio_create_task(corio_coro(sleep10_report, NULL));
+    corio_task *a[3];
+    for (int i = 0; i < 3; i++)
+        a[i] = corio_create_task(corio_coro(await_and_report, t));
+    ASSERT_EQ(corio_yield(), 0); /* t sleeps, the three wait on it */
+    ASSERT_EQ(corio_cancel(t), 1);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(corio_await(a[i], NULL), 0);
+        ASSERT_EQ(corio_task_release(a[i]), 0);
+    }
+    ASSERT_EQ(corio_await(t, NULL), -ECANCELED);
+    ASSERT_EQ(corio_task_release(t), 0);
+    ASSERT_EQ(corio_now_ns(), 0);
+    return NULL;
+}
+
+TEST(cancel_reaches_every_awaiter_as_status)
+{
+    ASSERT_EQ(test_run_virtual(main_awaiters_of_cancelled, NULL, NULL), 0);
+    char want[128];
+    snprintf(want, sizeof want, "%d:%p %d:%p %d:%p", -ECANCELED, (void *)NULL, -ECANCELED,
+             (void *)NULL, -ECANCELED, (void *)NULL);
+    ASSERT_STR_EQ(test_trace_get(), want);
 }
