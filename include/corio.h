@@ -162,12 +162,14 @@ double corio_now(void);
  *      on at the next run); returns main's status. -EINVAL on a closed loop,
  *      -EBUSY when called from inside a task.
  * close: cancel and reap the remaining tasks, release every resource; the loop
- *      accepts nothing after it (-EINVAL). 0 or -EBUSY from inside a task.
- * free: release the (closed or not) loop object itself. */
+ *      accepts nothing after it (-EINVAL). 0, -EBUSY from inside a task, -EXDEV
+ *      from another thread than the loop's.
+ * free: close if needed, then release the loop object itself. 0, or the error
+ *      of close (then nothing is freed). */
 int corio_loop_new(corio_loop **out, const corio_loop_opts *opts);
 int corio_loop_run(corio_loop *loop, corio_coro_t main, void **result);
 int corio_loop_close(corio_loop *loop);
-void corio_loop_free(corio_loop *loop);
+int corio_loop_free(corio_loop *loop);
 
 #ifdef __cplusplus
 }

@@ -250,6 +250,8 @@ int corio_loop_close(corio_loop *l)
         return -EBUSY;
     if (l->state == CORIO__LOOP_CLOSED)
         return 0;
+    if (corio__tls_loop != l)
+        return -EXDEV; /* its tasks' stacks belong to the loop's own thread */
     /* asyncio.run's epilogue: cancel what is left and let it wind down */
     corio__cancel_all(l);
     l->state = CORIO__LOOP_RUNNING;
@@ -266,12 +268,15 @@ int corio_loop_close(corio_loop *l)
     return 0;
 }
 
-void corio_loop_free(corio_loop *l)
+int corio_loop_free(corio_loop *l)
 {
     if (!l)
-        return;
-    corio_loop_close(l);
+        return 0;
+    int rc = corio_loop_close(l);
+    if (rc < 0)
+        return rc; /* still running, or on another thread: freeing would pull it from under its tasks */
     free(l);
+    return 0;
 }
 
 int corio_run_opts(corio_coro_t main, void **result, const corio_loop_opts *opts)

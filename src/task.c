@@ -121,7 +121,7 @@ static void stack_bounds(corio_loop *l, corio_task *t, const void **lo, size_t *
 
 /* The overflow check made on every switch away from a task: the canary
  * below its stack is intact and its stack pointer is inside the stack. */
-static void stack_check(corio_loop *l, corio_task *t)
+static inline void stack_check(corio_loop *l, corio_task *t)
 {
     corio__stack_pool *p = &l->stacks[t->stack_class];
     uint64_t *canary = corio__stack_canary(p, t->stack);
@@ -130,8 +130,10 @@ static void stack_check(corio_loop *l, corio_task *t)
         corio__overflow_abort(l, t); /* reports from the scheduler's healthy stack */
 }
 
-/* Suspend `from` (NULL: the scheduler) and resume `to` (NULL: the scheduler). */
-void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to)
+/* Suspend `from` (NULL: the scheduler) and resume `to` (NULL: the scheduler).
+ * Inline: it is the heart of every yield and wait. */
+static inline __attribute__((always_inline)) void task_switch(corio_loop *l, corio_task *from,
+                                                              corio_task *to)
 {
     void **save = from ? &from->sp : &l->sched_sp;
     if (from)
@@ -153,6 +155,11 @@ void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to)
 #endif
     if (!from)
         corio__overflow_check_sched(l); /* a task may have jumped here to report one */
+}
+
+void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to)
+{
+    task_switch(l, from, to);
 }
 
 /* Resume `to` (NULL: the scheduler) for good: the current stack is gone. */
@@ -181,7 +188,7 @@ static void switch_away(corio_loop *l, corio_task *self)
         self->state = CORIO__T_RUNNING;
         return;
     }
-    corio__switch_to(l, self, next);
+    task_switch(l, self, next);
 }
 
 /* ---- start and end ------------------------------------------------------------------ */

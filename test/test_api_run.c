@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -388,6 +389,7 @@ static void *main_inside_loop_calls(void *arg)
     corio_loop *l = arg;
     ASSERT_EQ(corio_loop_run(l, corio_coro(return_42, NULL), NULL), -EBUSY);
     ASSERT_EQ(corio_loop_close(l), -EBUSY);
+    ASSERT_EQ(corio_loop_free(l), -EBUSY); /* nothing is freed: we keep running */
     ASSERT_EQ(corio_sleep(1), 0);
     return (void *)(intptr_t)2;
 }
@@ -484,4 +486,29 @@ TEST(run_deadlock_reports_stuck_tasks)
     ASSERT(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
     ASSERT_GT(len, 0); /* "each is printed to stderr" */
+}
+
+static void *close_from_other_thread(void *arg)
+{
+    corio_loop *l = arg;
+    intptr_t rc = corio_loop_close(l);
+    if (rc == 0)
+        return (void *)rc;
+    return (void *)(intptr_t)corio_loop_free(l); /* refused too: the loop stays whole */
+}
+
+TEST(loop_close_from_another_thread_is_exdev)
+{
+    corio_loop *l = NULL;
+    corio_loop_opts o = test_virtual_opts();
+    ASSERT_EQ(corio_loop_new(&l, &o), 0);
+    pthread_t th;
+    void *rc;
+    ASSERT_EQ(pthread_create(&th, NULL, close_from_other_thread, l), 0);
+    ASSERT_EQ(pthread_join(th, &rc), 0);
+    ASSERT_EQ((intptr_t)rc, -EXDEV);
+    void *r = NULL;
+    ASSERT_EQ(corio_loop_run(l, corio_coro(return_42, NULL), &r), 0); /* still usable here */
+    ASSERT_EQ((intptr_t)r, 42);
+    ASSERT_EQ(corio_loop_free(l), 0);
 }
