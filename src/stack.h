@@ -11,6 +11,10 @@
  * overflowing stack writes first. Those bytes lie in the top page of the
  * lower stack, which its own task has already touched, so the canary costs
  * no memory. The task layer checks it, and the stack pointer, on every switch.
+ * A runaway overflow reaches unmapped memory or a guard page and is caught by
+ * the SIGSEGV handler (debug.c). What neither catches: a bounded overflow that
+ * skips the canary word (a big frame written only at its far end) and returns
+ * before the task next switches; it can corrupt the slot below unseen.
  *
  *   mapping: [guard][book-keeping|c0][slot 0       |c1][slot 1       |c2] ...
  *   slot i:  [lo_i ... stack grows down ... top_i][c(i+1): canary of slot i+1]
