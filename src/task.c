@@ -343,16 +343,23 @@ int corio_spawn(corio_coro_t coro)
     return rc;
 }
 
-/* A handle the caller may use: non-NULL, of this thread's loop, not released. */
-static int check_handle(corio_loop *l, const corio_task *t)
+/* A task of this thread's loop that still exists. */
+static int check_task(corio_loop *l, const corio_task *t)
 {
     if (!t)
         return -EINVAL;
     if (!l || corio__task_loop(t) != l)
         return l ? -EXDEV : -EPERM;
-    if (t->state == CORIO__T_FREE || (t->flags & CORIO__TF_RELEASED))
-        return -EINVAL;
-    return 0;
+    return t->state == CORIO__T_FREE ? -EINVAL : 0;
+}
+
+/* A handle the caller may use: check_task, and not released. */
+static int check_handle(corio_loop *l, const corio_task *t)
+{
+    int rc = check_task(l, t);
+    if (rc == 0 && (t->flags & CORIO__TF_RELEASED))
+        rc = -EINVAL;
+    return rc;
 }
 
 int corio_task_release(corio_task *t)
@@ -549,13 +556,8 @@ static int task_cancel(corio_loop *l, corio_task *t)
 int corio_cancel(corio_task *t)
 {
     corio_loop *l = corio__tls_loop;
-    if (!t)
-        return -EINVAL;
-    if (!l || corio__task_loop(t) != l)
-        return l ? -EXDEV : -EPERM;
-    if (t->state == CORIO__T_FREE)
-        return -EINVAL;
-    return task_cancel(l, t);
+    int rc = check_task(l, t);
+    return rc < 0 ? rc : task_cancel(l, t);
 }
 
 static void cancel_one(corio_loop *l, corio_task *t)
@@ -569,6 +571,16 @@ void corio__cancel_all(corio_loop *l)
 }
 
 /* ---- gathering ------------------------------------------------------------------------- */
+
+/* Cancel the tasks, then wait (shielded: we may be cancelled ourselves) until
+ * every one has ended. */
+static void cancel_and_reap(corio_loop *l, corio_task *self, corio_task *const *tasks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        task_cancel(l, tasks[i]);
+    for (size_t i = 0; i < n; i++)
+        wait_task(l, self, tasks[i], true);
+}
 
 typedef struct gather_wait {
     corio__wait w;
@@ -625,11 +637,7 @@ int corio_gather_tasks(corio_task *const *tasks, size_t n, void **results)
     }
     int rc = g.left ? corio__suspend(l, self, &g.w) : 0;
     if (rc == -ECANCELED) {
-        /* asyncio: cancelling gather cancels its children; wait for them to end */
-        for (size_t i = 0; i < n; i++)
-            task_cancel(l, tasks[i]);
-        for (size_t i = 0; i < n; i++)
-            wait_task(l, self, tasks[i], true);
+        cancel_and_reap(l, self, tasks, n); /* asyncio: cancelling gather cancels its children */
     }
     if (as != small)
         free(as);
@@ -660,14 +668,10 @@ int corio_gather(const corio_coro_t *coros, size_t n, void **results)
     for (made = 0; made < n; made++)
         if ((rc = corio_task_create(&ts[made], coros[made], NULL)) < 0)
             break;
-    if (rc < 0) { /* could not start them all: stop the ones that were */
-        for (size_t i = 0; i < made; i++)
-            task_cancel(l, ts[i]);
-        for (size_t i = 0; i < made; i++)
-            wait_task(l, self, ts[i], true);
-    } else {
+    if (rc < 0) /* could not start them all: stop the ones that were */
+        cancel_and_reap(l, self, ts, made);
+    else
         rc = corio_gather_tasks(ts, n, results);
-    }
     for (size_t i = 0; i < made; i++)
         corio_task_release(ts[i]);
     if (ts != small)
