@@ -610,3 +610,35 @@ int main(int argc, char **argv)
     printf("%d passed, %d failed\n", passed, failed);
     return failed > 0 || passed + failed == 0;
 }
+
+int test_fork_stderr(int (*child)(void *), void *arg, char *err, size_t cap, int *status)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -errno;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(p[0]);
+        close(p[1]);
+        return e;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 2);
+        _exit(child(arg));
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len < cap - 1 && (n = read(p[0], err + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    err[len] = '\0';
+    close(p[0]);
+    if (waitpid(pid, status, 0) != pid)
+        return -errno;
+    printf("child stderr:\n%s\n", err);
+    return 0;
+}

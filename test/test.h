@@ -132,6 +132,11 @@ int test_read_file(const char *path, char **data, size_t *len);
  * heavy tests divide their sizes by it. */
 int test_scale(void);
 
+/* Run child(arg) in a forked process whose stderr is captured into err (NUL
+ * terminated, at most cap - 1 bytes); the child's exit code is what child
+ * returns. *status gets the waitpid status. 0 or -errno. */
+int test_fork_stderr(int (*child)(void *), void *arg, char *err, size_t cap, int *status);
+
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 size_t test_rss_bytes(void);
 

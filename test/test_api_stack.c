@@ -164,32 +164,19 @@ static void *main_overflow(void *arg)
     return NULL;
 }
 
+static int overflow_child(void *arg)
+{
+    (void)arg;
+    test_run_virtual(main_overflow, NULL, NULL);
+    fprintf(stderr, "survived the overflow\n");
+    return 0;
+}
+
 TEST(stack_overflow_is_reported)
 {
-    int p[2];
-    ASSERT_EQ(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], 2);
-        test_run_virtual(main_overflow, NULL, NULL);
-        fprintf(stderr, "survived the overflow\n");
-        _exit(0);
-    }
-    close(p[1]);
     char err[16384];
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof err - 1 && (n = read(p[0], err + len, sizeof err - 1 - len)) > 0)
-        len += (size_t)n;
-    err[len] = '\0';
-    close(p[0]);
     int st = 0;
-    ASSERT_EQ(waitpid(pid, &st, 0), pid);
-    printf("child stderr:\n%s\n", err);
+    ASSERT_EQ(test_fork_stderr(overflow_child, NULL, err, sizeof err, &st), 0);
     ASSERT(WIFSIGNALED(st));
     ASSERT_EQ(WTERMSIG(st), SIGABRT);
     ASSERT(strstr(err, "stack overflow") != NULL);
