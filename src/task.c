@@ -35,13 +35,8 @@ static inline corio_task *self_task(corio_loop **lp)
 
 /* ---- allocation: 64-byte tasks in 64 KiB slabs whose header names the loop ---- */
 
-static corio_task *task_alloc(corio_loop *l)
+static __attribute__((noinline)) corio_task *task_alloc_carve(corio_loop *l)
 {
-    corio_task *t = l->free_tasks;
-    if (t) {
-        l->free_tasks = t->next;
-        return t;
-    }
     if (l->carve == l->carve_end) {
         corio__task_slab *s = aligned_alloc(CORIO__TASK_SLAB_BYTES, CORIO__TASK_SLAB_BYTES);
         if (!s)
@@ -53,6 +48,16 @@ static corio_task *task_alloc(corio_loop *l)
         l->carve_end = (corio_task *)(void *)((char *)s + CORIO__TASK_SLAB_BYTES);
     }
     return l->carve++;
+}
+
+static inline corio_task *task_alloc(corio_loop *l)
+{
+    corio_task *t = l->free_tasks;
+    if (__builtin_expect(t != NULL, 1)) {
+        l->free_tasks = t->next;
+        return t;
+    }
+    return task_alloc_carve(l);
 }
 
 static void task_free(corio_loop *l, corio_task *t)
@@ -93,7 +98,8 @@ void corio__task_free_done(corio_loop *l, corio_task *t)
     task_free(l, t);
 }
 
-int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint16_t cls)
+static inline __attribute__((always_inline)) int task_new(corio_loop *l, corio_task **out,
+                                                           corio_coro_t coro, uint16_t cls)
 {
     corio_task *t = task_alloc(l);
     if (!t)
@@ -103,6 +109,11 @@ int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint16_t
     corio__ready_push(l, t);
     *out = t;
     return 0;
+}
+
+int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint16_t cls)
+{
+    return task_new(l, out, coro, cls);
 }
 
 /* ---- switching ---------------------------------------------------------------------- */
@@ -139,19 +150,26 @@ static inline __attribute__((always_inline)) void task_switch(corio_loop *l, cor
     if (from)
         stack_check(l, from);
     l->current = to;
-    if (to)
+    bool fresh = false;
+    if (to) {
+        fresh = to->state == CORIO__T_NEW;
         to->state = CORIO__T_RUNNING;
+    }
 #ifdef CORIO_ASAN
     void *fake = NULL;
     const void *lo;
     size_t size;
     stack_bounds(l, to, &lo, &size);
     __sanitizer_start_switch_fiber(&fake, lo, size);
-    corio__ctx_switch(save, to ? to->sp : l->sched_sp);
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #else
     (void)stack_bounds;
-    corio__ctx_switch(save, to ? to->sp : l->sched_sp);
+#endif
+    if (fresh)
+        corio__ctx_switch_fresh(save, to->sp);
+    else
+        corio__ctx_switch(save, to ? to->sp : l->sched_sp);
+#ifdef CORIO_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
     if (!from)
         corio__overflow_check_sched(l); /* a task may have jumped here to report one */
@@ -162,8 +180,9 @@ void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to)
     task_switch(l, from, to);
 }
 
-/* Resume `to` (NULL: the scheduler) for good: the current stack is gone. */
-__attribute__((noreturn)) static void jump_to(corio_loop *l, corio_task *to)
+/* Make `to` (NULL: the scheduler) the running context for good, from a
+ * stack that is being given up; returns the saved context to jump to. */
+static void *leave_for(corio_loop *l, corio_task *to)
 {
     l->current = to;
     if (to)
@@ -174,7 +193,7 @@ __attribute__((noreturn)) static void jump_to(corio_loop *l, corio_task *to)
     stack_bounds(l, to, &lo, &size);
     __sanitizer_start_switch_fiber(NULL, lo, size);
 #endif
-    corio__ctx_jump(to ? to->sp : l->sched_sp);
+    return to ? to->sp : l->sched_sp;
 }
 
 /* Leave the running task `self` (already queued or waiting): run the next
@@ -193,7 +212,7 @@ static void switch_away(corio_loop *l, corio_task *self)
 
 /* ---- start and end ------------------------------------------------------------------ */
 
-static void task_entry(void *arg);
+static void *task_entry(void *arg);
 
 /* Give a task that has never run its stack and first frame. False (and the
  * task ended with -ENOMEM) if no stack can be had. */
@@ -215,6 +234,10 @@ static void notify_awaiters(corio_task *t)
 {
     corio__awaiter *list = NULL, *a = t->awaiters;
     t->awaiters = NULL;
+    if (!a->next) { /* the common case: one awaiter */
+        a->done(a);
+        return;
+    }
     while (a) { /* the list is LIFO: reverse it so awaiters wake in arrival order */
         corio__awaiter *next = a->next;
         a->next = list;
@@ -229,14 +252,16 @@ static void notify_awaiters(corio_task *t)
     }
 }
 
-static void task_end(corio_loop *l, corio_task *t, void *result, int status)
+static inline __attribute__((always_inline)) void task_end(corio_loop *l, corio_task *t,
+                                                            void *result, int status)
 {
     t->value = result;
     t->status = status;
     t->state = CORIO__T_DONE;
     t->wait = NULL;
     l->live--;
-    notify_awaiters(t);
+    if (t->awaiters)
+        notify_awaiters(t);
     if (t == l->main)
         l->stopping = true; /* asyncio: finish this turn, then return */
     if (t->flags & CORIO__TF_RELEASED && t != l->main) /* main: freed by its run */
@@ -249,8 +274,10 @@ void corio__task_end_unstarted(corio_loop *l, corio_task *t, int status)
 }
 
 /* Every task's stack starts here and loops: when a task ends and the next
- * one has never run and wants a stack of the same size, it runs right here. */
-static void task_entry(void *arg)
+ * one has never run and wants a stack of the same size, it runs right here.
+ * Otherwise the stack goes back to its pool and entry returns the context to
+ * resume (arch/ jumps there). */
+static void *task_entry(void *arg)
 {
     corio_loop *l = arg;
 #ifdef CORIO_ASAN
@@ -278,7 +305,7 @@ static void task_entry(void *arg)
             continue;
         }
         corio__stack_put(&l->stacks[cls], stack);
-        jump_to(l, next);
+        return leave_for(l, next);
     }
 }
 
@@ -325,7 +352,7 @@ int corio_task_create(corio_task **out, corio_coro_t coro, const corio_task_opts
         if (cls < 0)
             return cls;
     }
-    return corio__task_new(l, out, coro, (uint16_t)cls);
+    return task_new(l, out, coro, (uint16_t)cls);
 }
 
 corio_task *corio_create_task(corio_coro_t coro)

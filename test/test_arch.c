@@ -6,39 +6,65 @@
 #include "test.h"
 
 #include <fenv.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 static void *main_sp, *co_sp;
 static long co_arg_seen, co_steps;
 
-static void co_entry(void *arg)
+enum { CO_STEPS = 1000 };
+
+/* Switches back CO_STEPS times, then returns: returning hands main_sp to
+ * corio__ctx_jump, so main resumes after its last switch. */
+static void *co_entry(void *arg)
 {
     co_arg_seen = (long)(intptr_t)arg;
-    for (;;) {
+    for (int i = 0; i < CO_STEPS; i++) {
         co_steps++;
         corio__ctx_switch(&co_sp, main_sp);
     }
+    co_steps = -1;
+    return main_sp;
 }
 
-TEST(arch_fresh_context_runs_entry_with_arg)
+static void run_fresh_context(bool enter_fresh)
 {
     enum { SZ = 64 * 1024 };
     char *stack = malloc(SZ);
     ASSERT_NOT_NULL(stack);
+    co_steps = 0;
+    co_arg_seen = 0;
     co_sp = corio__ctx_make(stack + SZ, SZ, co_entry, (void *)(intptr_t)4242);
-    for (int i = 1; i <= 1000; i++) {
+    if (enter_fresh)
+        corio__ctx_switch_fresh(&main_sp, co_sp);
+    else
+        corio__ctx_switch(&main_sp, co_sp);
+    ASSERT_EQ(co_steps, 1);
+    for (int i = 2; i <= CO_STEPS; i++) {
         corio__ctx_switch(&main_sp, co_sp);
         ASSERT_EQ(co_steps, i);
     }
+    corio__ctx_switch(&main_sp, co_sp); /* its entry returns: we are back here */
+    ASSERT_EQ(co_steps, -1);
     ASSERT_EQ(co_arg_seen, 4242);
     free(stack);
+}
+
+TEST(arch_fresh_context_runs_entry_and_returns)
+{
+    run_fresh_context(false);
+}
+
+TEST(arch_fresh_context_entered_by_switch_fresh)
+{
+    run_fresh_context(true);
 }
 
 /* Many live values across a switch: the compiler keeps them in callee-saved
  * registers, which the switch must preserve. */
 static volatile unsigned long sink; /* unsigned: the sums may wrap */
 
-static void clobber_entry(void *arg)
+static void *clobber_entry(void *arg)
 {
     (void)arg;
     for (;;) {
@@ -46,6 +72,7 @@ static void clobber_entry(void *arg)
         corio__ctx_switch(&co_sp, main_sp);
         sink = a * 3 + b * 5 + c * 7 + d * 11 + e * 13 + f * 17;
     }
+    return NULL;
 }
 
 TEST(arch_callee_saved_values_survive)
@@ -74,7 +101,7 @@ TEST(arch_callee_saved_values_survive)
 #if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
 static int co_round_seen;
 
-static void round_entry(void *arg)
+static void *round_entry(void *arg)
 {
     (void)arg;
     fesetround(FE_DOWNWARD); /* this context's own mode */
@@ -82,6 +109,7 @@ static void round_entry(void *arg)
         corio__ctx_switch(&co_sp, main_sp);
         co_round_seen = fegetround();
     }
+    return NULL;
 }
 #endif
 

@@ -67,10 +67,38 @@ corio__ctx_jump:
     .cfi_endproc
     .size   corio__ctx_jump, .-corio__ctx_jump
 
-/* First instruction of a fresh context: x19 = argument, x20 = entry.
- * A plain branch, not blr: entry never returns (it leaves by
- * corio__ctx_jump), and a blr would leave a return-stack prediction that no
- * ret consumes (see switch_x86_64.S). */
+/* void corio__ctx_switch_fresh(void **from_sp, void *to_sp)
+ * As corio__ctx_switch, for a frame made by corio__ctx_make (only x19 and
+ * x20 matter there), entered with a plain branch rather than ret, so the
+ * return-stack predictor keeps our caller's entry for the fresh context's
+ * final ret to consume (see switch_x86_64.S). */
+    .globl  corio__ctx_switch_fresh
+    .hidden corio__ctx_switch_fresh
+    .type   corio__ctx_switch_fresh, %function
+    .p2align 4
+corio__ctx_switch_fresh:
+    .cfi_startproc
+    sub     sp, sp, #176
+    stp     d8,  d9,  [sp, #0]
+    stp     d10, d11, [sp, #16]
+    stp     d12, d13, [sp, #32]
+    stp     d14, d15, [sp, #48]
+    stp     x19, x20, [sp, #64]
+    stp     x21, x22, [sp, #80]
+    stp     x23, x24, [sp, #96]
+    stp     x25, x26, [sp, #112]
+    stp     x27, x28, [sp, #128]
+    stp     x29, x30, [sp, #144]
+    mov     x2, sp
+    str     x2, [x0]
+    ldp     x19, x20, [x1, #64]   /* argument, entry */
+    add     sp, x1, #176
+    b       corio__ctx_start
+    .cfi_endproc
+    .size   corio__ctx_switch_fresh, .-corio__ctx_switch_fresh
+
+/* First instruction of a fresh context: x19 = argument, x20 = entry. The
+ * entry returns the context to resume (in x0), which corio__ctx_jump takes. */
     .globl  corio__ctx_start
     .hidden corio__ctx_start
     .type   corio__ctx_start, %function
@@ -79,9 +107,9 @@ corio__ctx_start:
     .cfi_startproc
     .cfi_undefined x30            /* end of the call chain for debuggers */
     mov     x29, #0
-    mov     x30, #0               /* no return address: entry never returns */
     mov     x0, x19               /* entry(arg) */
-    br      x20
+    blr     x20
+    b       corio__ctx_jump
     .cfi_endproc
     .size   corio__ctx_start, .-corio__ctx_start
 

@@ -21,6 +21,11 @@ void corio__ctx_switch(void **from_sp, void *to_sp)
     swapcontext(&self, (ucontext_t *)to_sp);
 }
 
+void corio__ctx_switch_fresh(void **from_sp, void *to_sp)
+{
+    corio__ctx_switch(from_sp, to_sp);
+}
+
 void corio__ctx_jump(void *to_sp)
 {
     setcontext((ucontext_t *)to_sp);
@@ -32,8 +37,7 @@ static void ctx_start(unsigned fn_lo, unsigned fn_hi, unsigned arg_lo, unsigned 
 {
     corio__entry_fn *fn = (corio__entry_fn *)(((uintptr_t)fn_hi << 32) | fn_lo);
     void *arg = (void *)(((uintptr_t)arg_hi << 32) | arg_lo);
-    fn(arg);
-    __builtin_trap();
+    corio__ctx_jump(fn(arg));
 }
 
 void *corio__ctx_make(void *stack_top, size_t size, corio__entry_fn *entry, void *arg)
@@ -59,18 +63,17 @@ void *corio__ctx_make(void *stack_top, size_t size, corio__entry_fn *entry, void
 {
     (void)size;
     uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
-    uint64_t *f = (uint64_t *)(top - 80); /* 64-byte frame + 16 bytes above it */
+    uint64_t *f = (uint64_t *)(top - 80); /* 64-byte frame + 16 bytes of room */
     uint32_t mxcsr;
     uint16_t fpucw;
     __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
     __asm__ volatile("fnstcw %0" : "=m"(fpucw));
     f[0] = mxcsr | ((uint64_t)fpucw << 32); /* inherit the creator's FP modes */
-    f[1] = f[2] = f[5] = 0;                 /* r15 r14 rbx */
     f[3] = (uintptr_t)entry;                /* r13 */
     f[4] = (uintptr_t)arg;                  /* r12 */
     f[6] = 0;                               /* rbp: ends frame-pointer walks */
     f[7] = (uintptr_t)corio__ctx_start;     /* return address */
-    f[8] = f[9] = 0;                        /* above: no caller */
+    /* r15, r14 and rbx are left as they are: the entry owes them nothing */
     return f;                               /* f + 64 is 16-byte aligned at the start */
 }
 

@@ -86,14 +86,54 @@ corio__ctx_jump:
     .cfi_endproc
     .size   corio__ctx_jump, .-corio__ctx_jump
 
+/* void corio__ctx_switch_fresh(void **from_sp, void *to_sp)
+ * As corio__ctx_switch, for a frame made by corio__ctx_make: only r12, r13 and
+ * the FP words matter there, and it is entered by a jump, not a ret. A ret
+ * would pop the return address our caller just pushed on the CPU's
+ * return-stack predictor and mispredict (it lands in corio__ctx_start). Left
+ * in place, that entry is exactly what the fresh context's final ret (in
+ * corio__ctx_jump, reached by a jump when its entry returns) consumes when it
+ * resumes us: spawn-and-await then costs no mispredicted return at all. */
+    .globl  corio__ctx_switch_fresh
+    .hidden corio__ctx_switch_fresh
+    .type   corio__ctx_switch_fresh, @function
+    .p2align 4
+corio__ctx_switch_fresh:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    pushq   $0
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movl    (%rsp), %eax
+    movzwl  4(%rsp), %edx
+    movq    %rsp, (%rdi)
+    movq    %rsi, %rsp
+    cmpl    (%rsp), %eax
+    jne     .Lfresh_load_fp
+    cmpw    4(%rsp), %dx
+    jne     .Lfresh_load_fp
+.Lfresh_enter:
+    movq    24(%rsp), %r13        /* entry */
+    movq    32(%rsp), %r12        /* argument */
+    addq    $64, %rsp             /* as if the frame had been popped by a ret */
+    jmp     corio__ctx_start
+.Lfresh_load_fp:
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    jmp     .Lfresh_enter
+    .cfi_endproc
+    .size   corio__ctx_switch_fresh, .-corio__ctx_switch_fresh
+
 /* First instruction of a fresh context: the frame built by corio__ctx_make
- * left the entry function in r13 and its argument in r12.
- *
- * It enters with a jump, not a call: a call would push a return-stack
- * prediction that no ret ever consumes (entry never returns; it leaves by
- * corio__ctx_jump), shifting every later return prediction in whichever task
- * runs next by one, so each of its returns would mispredict. The pushed zero
- * stands where the return address would be, keeping the ABI's alignment. */
+ * left the entry function in r13 and its argument in r12. The entry returns
+ * the context to resume; the call and its ret pair up on the return-stack
+ * predictor, and the jump to corio__ctx_jump pushes nothing, so the ret
+ * there consumes the entry its resumer left (see corio__ctx_switch_fresh). */
     .globl  corio__ctx_start
     .hidden corio__ctx_start
     .type   corio__ctx_start, @function
@@ -101,9 +141,11 @@ corio__ctx_jump:
 corio__ctx_start:
     .cfi_startproc
     .cfi_undefined rip            /* end of the call chain for debuggers */
-    movq    %r12, %rdi            /* entry(arg) */
-    pushq   $0                    /* no return address: entry never returns */
-    jmpq    *%r13
+    xorl    %ebp, %ebp
+    movq    %r12, %rdi            /* rsp is 16-byte aligned here: the call */
+    callq   *%r13                 /* leaves it as the ABI wants at entry */
+    movq    %rax, %rdi
+    jmp     corio__ctx_jump
     .cfi_endproc
     .size   corio__ctx_start, .-corio__ctx_start
 
