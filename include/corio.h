@@ -1,7 +1,8 @@
 /* corio.h - asyncio for C: stackful coroutines, one event loop per thread.
  *
  * Read in order: coroutine objects, running a loop, tasks, awaiting, sleeping,
- * cancellation, gathering, the clock, explicit loops.
+ * cancellation, scopes (timeouts, shields), task groups, waiting on several
+ * tasks, done callbacks, the clock, explicit loops.
  *
  * Error convention, everywhere: a call returns 0 (or a count) on success and a
  * negative errno on failure; a failed call has no other effect. errno is never
@@ -132,14 +133,144 @@ int corio_yield(void);
 
 /* ---- Cancellation ----------------------------------------------------------------
  * Ask a task to stop. Level-triggered: its pending suspension and every later
- * one return -ECANCELED until it ends. A task cancelled before it first ran
- * never runs and ends with -ECANCELED. The task ends with what its function
- * reports, so propagate: `if (rc < 0) return corio_fail(rc);`.
- * Returns 1 if the request was made, 0 if the task had already ended or was
- * already cancelled, -EINVAL for NULL, -EXDEV for a task of another loop. */
+ * one return -ECANCELED until it ends (except inside a shield, below). A task
+ * cancelled before it first ran never runs and ends with -ECANCELED. The task
+ * ends with what its function reports, so propagate:
+ * `if (rc < 0) return corio_fail(rc);`.
+ *
+ * Prompt and lossless: a cancel that reaches a suspended task before it has
+ * resumed makes that suspension return -ECANCELED even if its wakeup had
+ * already been handed to it; the primitive then passes the wakeup on (a
+ * queue item back to the front, a permit to the next waiter). An awaited
+ * task that ended is not "used up" by a cancelled await: it can be awaited
+ * again. A completion and a cancel at the same instant resolve by order: if
+ * the task resumed first it completed; otherwise the suspension reports
+ * -ECANCELED. Either way exactly once.
+ *
+ * corio_cancel returns 1 if the request was made, 0 if the task had already
+ * ended or was already cancelled (harmless), -EINVAL for NULL or a freed
+ * task, -EXDEV for a task of another thread's loop (-EPERM with no loop on
+ * this thread). corio_cancel_with also records `reason` (a static string,
+ * kept by pointer; the first reason wins), which corio_cancel_reason returns
+ * for the task (NULL: none given, or not cancelled). */
 int corio_cancel(corio_task *t);
+int corio_cancel_with(corio_task *t, const char *reason);
+const char *corio_cancel_reason(const corio_task *t);
 
-/* ---- Gathering --------------------------------------------------------------------
+/* 1 if the task has been cancelled (whether it has ended or not), 0 if not,
+ * -EINVAL for NULL. */
+int corio_task_cancelled(const corio_task *t);
+
+/* ---- Scopes: timeouts and shields ---------------------------------------------------
+ * A scope brackets part of a task's code: corio_*_begin ... corio_scope_end,
+ * on the same task, properly nested (a scope is ended before the one around
+ * it). The corio_scope object lives wherever you like (usually the stack) and
+ * must stay put until ended.
+ *
+ * Timeout scope (asyncio.timeout, Trio's move_on_after): when its deadline
+ * passes, it cancels what runs inside it, by the same rule as a task cancel
+ * but only until the scope ends: suspensions in it return -ECANCELED. Its end
+ * returns -ETIMEDOUT if its expiry interrupted a suspension inside it, and 0
+ * if the body finished without being interrupted (even past the deadline).
+ * Scopes nest: an outer one is unaffected by an inner one's expiry. When
+ * several enclosing causes are active at once (nested scopes expiring
+ * together, or the task cancelled too), the interruption belongs to the
+ * outermost: the task's own cancel first, then the outermost expired scope.
+ * Only that one reports it; the inner ends return 0 and the -ECANCELED the
+ * body propagates travels on to it. Idiom:
+ *
+ *     corio_scope sc;
+ *     corio_timeout_begin(&sc, 2.5);
+ *     int rc = fetch(...);                 // -ECANCELED if the 2.5 s ran out
+ *     int trc = corio_scope_end(&sc);
+ *     if (trc < 0) rc = trc;               // -ETIMEDOUT: it was ours
+ *
+ * Shield scope (asyncio.shield, Trio's shield=True): suspensions inside it
+ * are not interrupted by a cancel of the task or by the expiry of scopes
+ * around it (scopes opened inside it still work). Such a cancel stays
+ * pending and is delivered when the shield ends: corio_scope_end returns
+ * -ECANCELED, and the next suspension after it does too. For cleanup that
+ * must flush or close.
+ *
+ * begin: 0, -EINVAL (NULL scope, NaN or negative duration), -EPERM (not in a
+ * task), -ENOMEM. A deadline in the past expires at once (the first
+ * suspension inside is interrupted). CORIO_NO_DEADLINE: a timeout scope that
+ * never expires until given a deadline.
+ * end: 0, -ETIMEDOUT or -ECANCELED as above; -EINVAL if s is NULL, not
+ * begun, or not the innermost scope of the calling task (nothing changes). */
+typedef struct corio_scope {
+    _Alignas(8) unsigned char opaque_[96];
+} corio_scope;
+
+#define CORIO_NO_DEADLINE INT64_MAX
+
+int corio_timeout_begin(corio_scope *s, double seconds);
+int corio_timeout_begin_ns(corio_scope *s, int64_t ns);
+/* An absolute deadline on the loop's clock (corio_now_ns). */
+int corio_timeout_at_begin(corio_scope *s, int64_t deadline_ns);
+int corio_shield_begin(corio_scope *s);
+int corio_scope_end(corio_scope *s);
+
+/* Move a running timeout scope's deadline (asyncio's Timeout.reschedule),
+ * later or earlier; CORIO_NO_DEADLINE disarms it. 0, -EINVAL (NULL, not a
+ * running timeout scope), -EALREADY (it has already expired: too late). */
+int corio_scope_reschedule(corio_scope *s, int64_t deadline_ns);
+/* The deadline (CORIO_NO_DEADLINE if none), or -EINVAL. */
+int64_t corio_scope_deadline(const corio_scope *s);
+/* 1 if the scope's deadline has passed (it cancels what runs in it), 0 if
+ * not, -EINVAL. */
+int corio_scope_expired(const corio_scope *s);
+
+/* asyncio.wait_for: corio_wait_for(x, seconds, &result)
+ *  - x a coroutine object: run it inline in a timeout scope of `seconds`
+ *    (the scoped form of corio_timeout_begin/corio_scope_end);
+ *  - x a task: await it for at most `seconds`; on timeout cancel it, wait
+ *    until it has ended, and report -ETIMEDOUT (if it completed anyway before
+ *    the cancel landed, its own status and result are reported).
+ * Returns the status of x, or -ETIMEDOUT, or -ECANCELED (the caller was
+ * cancelled; a task x is then cancelled and reaped too), or the errors of
+ * corio_await. A negative seconds value means no timeout. */
+int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result);
+int corio_wait_for_task(corio_task *t, double seconds, void **result);
+#define corio_wait_for(x, seconds, result)                                               \
+    _Generic((x), corio_task *: corio_wait_for_task, corio_coro_t: corio_wait_for_coro)( \
+        (x), (seconds), (result))
+
+/* ---- Task groups (asyncio.TaskGroup, Trio's nursery) --------------------------------
+ *     corio_taskgroup g;
+ *     corio_taskgroup_begin(&g);
+ *     corio_taskgroup_spawn(&g, corio_coro(fetch, a), NULL);
+ *     corio_taskgroup_spawn(&g, corio_coro(fetch, b), NULL);
+ *     int rc = corio_taskgroup_end(&g, 0);  // waits for both
+ *
+ * The body between begin and end is a scope of the calling task. end waits
+ * until every task spawned into the group has ended. The first child to fail
+ * (end with a negative status other than -ECANCELED) cancels the other
+ * children and the body (its suspensions return -ECANCELED until end); end
+ * then returns that first error, and corio_taskgroup_failed tells how many
+ * children failed. Pass end the body's own status: a body error (other than
+ * the -ECANCELED the group itself caused) also cancels the children and is
+ * reported if it came first. If the calling task is cancelled (or an outer
+ * scope expires) while it waits in end, the children are cancelled, end
+ * still waits for all of them, and returns -ECANCELED. A child cancelled on
+ * its own (corio_cancel on it) does not count as a failure.
+ *
+ * spawn: 0 (and *out, if non-NULL, a handle you must release), -EINVAL (NULL
+ * group or fn, group not running), -ECANCELED (the group is already
+ * cancelling: nothing is spawned), -EPERM, -ENOMEM. Any task of the loop may
+ * spawn into a running group. end: as above, or -EINVAL (NULL, not begun,
+ * not the innermost scope of the calling task). */
+typedef struct corio_taskgroup {
+    _Alignas(8) unsigned char opaque_[192];
+} corio_taskgroup;
+
+int corio_taskgroup_begin(corio_taskgroup *g);
+int corio_taskgroup_spawn(corio_taskgroup *g, corio_coro_t coro, corio_task **out);
+int corio_taskgroup_end(corio_taskgroup *g, int body_status);
+/* How many children failed so far (not counting cancelled ones), or -EINVAL. */
+int corio_taskgroup_failed(const corio_taskgroup *g);
+
+/* ---- Waiting on several tasks ------------------------------------------------------
  * asyncio.gather: wait until all n tasks have ended. results[i] (if results
  * is non-NULL) gets task i's result. Returns 0 if all succeeded, else the
  * status of the first task to fail (in the order they ended). If the caller is
@@ -150,6 +281,59 @@ int corio_gather_tasks(corio_task *const *tasks, size_t n, void **results);
 /* The same over coroutine objects: each runs as a task of its own,
  * concurrently; the tasks are released before it returns. */
 int corio_gather(const corio_coro_t *coros, size_t n, void **results);
+
+/* gather(..., return_exceptions=True): as above, but statuses[i] gets task
+ * i's status and a failed task does not make the call fail: it returns 0
+ * once all have ended (or -ECANCELED, -EINVAL, -ENOMEM, -EPERM for the call
+ * itself). statuses must not be NULL when n > 0. */
+int corio_gather_tasks_status(corio_task *const *tasks, size_t n, void **results,
+                              int *statuses);
+int corio_gather_status(const corio_coro_t *coros, size_t n, void **results, int *statuses);
+
+/* asyncio.wait: wait until `mode` is met or `timeout` seconds pass (negative:
+ * no timeout), then return how many of the tasks have ended (corio_task_done
+ * tells which). Nothing is cancelled; on timeout it simply returns the count.
+ *   CORIO_FIRST_COMPLETED  any one has ended
+ *   CORIO_FIRST_EXCEPTION  any one has failed (ended with a negative status,
+ *                          -ECANCELED included), or all have ended
+ *   CORIO_ALL_COMPLETED    all have ended
+ * -ECANCELED if the caller is cancelled, -EINVAL (bad mode, NULL tasks, n
+ * == 0, released handle), -EXDEV, -EPERM, -ENOMEM. */
+enum corio_wait_mode { CORIO_FIRST_COMPLETED = 1, CORIO_FIRST_EXCEPTION, CORIO_ALL_COMPLETED };
+int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout);
+
+/* asyncio.as_completed: the tasks one by one as they end.
+ *     corio_as_completed ac;
+ *     corio_as_completed_begin(&ac, tasks, n, 10.0);
+ *     corio_task *t;
+ *     while ((rc = corio_as_completed_next(&ac, &t)) > 0) use(t);
+ *     corio_as_completed_end(&ac);
+ * next: 1 and *t the next task to end (ones already ended come first, in
+ * array order), 0 when all n have been handed out, -ETIMEDOUT when `timeout`
+ * seconds (counted from begin; negative: none) have passed first, -ECANCELED
+ * if the caller is cancelled. The tasks stay yours (nothing is cancelled or
+ * released). begin: 0, -EINVAL, -EXDEV, -EPERM, -ENOMEM. end: releases what
+ * begin took (always call it). */
+typedef struct corio_as_completed {
+    void *impl_;
+} corio_as_completed;
+
+int corio_as_completed_begin(corio_as_completed *ac, corio_task *const *tasks, size_t n,
+                             double timeout);
+int corio_as_completed_next(corio_as_completed *ac, corio_task **t);
+int corio_as_completed_end(corio_as_completed *ac);
+
+/* ---- Done callbacks (asyncio's add_done_callback) -----------------------------------
+ * cb(task, arg) runs once the task has ended, soon after (at the start of the
+ * loop's next turn, in the order added), on the loop's thread and outside any
+ * task: it must not suspend (suspending calls return -EPERM there), but may
+ * cancel, create tasks, add callbacks. Added to an already ended task, it
+ * runs at the next turn. The task object stays valid until its callbacks ran.
+ * add: 0, -EINVAL (NULL), -EXDEV, -EPERM, -ENOMEM. remove: how many
+ * registrations of (cb, arg) were removed (0 once they have been scheduled). */
+typedef void corio_done_fn(corio_task *t, void *arg);
+int corio_task_add_done_callback(corio_task *t, corio_done_fn *cb, void *arg);
+int corio_task_remove_done_callback(corio_task *t, corio_done_fn *cb, void *arg);
 
 /* ---- The clock ------------------------------------------------------------------
  * The loop's time in nanoseconds (monotonic, or virtual), 0 outside a loop. */

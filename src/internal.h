@@ -33,7 +33,8 @@ struct corio__wait {
     void (*pass_on)(corio__wait *w);
     const char *what;   /* what it waits on, for the deadlock report */
     int result;
-    bool woken;
+    bool woken;         /* resolved: queued to resume */
+    bool interrupted;   /* resolved by a cancel (or an expired scope) */
 };
 
 /* ---- Tasks: 64 bytes, allocated in aligned slabs ----------------------------- */
@@ -47,8 +48,9 @@ enum corio__task_state {
 };
 
 enum corio__task_flag {
-    CORIO__TF_CANCELLED = 1, /* cancel requested: level-triggered */
-    CORIO__TF_RELEASED = 2,  /* the handle was given back */
+    CORIO__TF_CANCELLED = 1,    /* cancel requested: level-triggered */
+    CORIO__TF_RELEASED = 2,     /* the handle was given back */
+    CORIO__TF_SCOPE_CANCEL = 4, /* a scope it is in has expired or aborted (cancel.c) */
 };
 
 typedef struct corio__awaiter corio__awaiter;
@@ -63,8 +65,53 @@ struct corio_task {
     corio__awaiter *awaiters;  /* notified when it ends (LIFO list) */
     uint8_t state;
     uint8_t flags;
-    uint16_t stack_class;      /* which of the loop's stack pools */
+    uint8_t stack_class;       /* which of the loop's stack pools */
+    uint8_t callbacks_queued;  /* done callbacks not yet run: keep it from being freed */
     int32_t status;            /* 0 or the negative errno it ends with */
+};
+
+/* What a started task keeps at the top of its own stack (there is no room
+ * left in the 64-byte task, and only a task with a stack needs it): its
+ * innermost scope and its cancel reason. Before it starts and after it ends,
+ * the reason lives in task->sp instead (unused then). */
+typedef struct corio__scope corio__scope;
+typedef struct corio__task_frame {
+    corio__scope *scopes;
+    const char *reason;
+} corio__task_frame;
+
+static inline corio__task_frame *corio__frame(const corio_task *t)
+{
+    return (corio__task_frame *)(void *)(t->stack - sizeof(corio__task_frame));
+}
+
+/* ---- Scopes (cancel.c, group.c): timeouts, shields, task groups -----------------
+ * A task's scopes form a chain from the innermost outwards, held in its
+ * frame. A suspension is interrupted when, walking outwards, it meets a
+ * cancelled (expired, aborted) scope before any shield, or reaches the end of
+ * the chain with the task itself cancelled; the outermost such cause is
+ * credited with the interruption. */
+enum { CORIO__SCOPE_TIMEOUT = 1, CORIO__SCOPE_SHIELD, CORIO__SCOPE_GROUP };
+
+struct corio__scope {
+    corio__scope *outer;
+    corio_task *task;          /* the task whose code it brackets */
+    corio__timer timer;        /* armed while a timeout scope has a deadline */
+    uint32_t magic;            /* CORIO__SCOPE_MAGIC from begin to end */
+    uint8_t kind;
+    bool cancelled;            /* expired, or the group aborted */
+    bool hit;                  /* its cancel interrupted a suspension */
+    bool in_chain;
+};
+
+#define CORIO__SCOPE_MAGIC 0x5C09E5C0u
+
+/* Deferred calls, run at the start of a turn outside any task (asyncio's
+ * call_soon): done callbacks. */
+typedef struct corio__soon corio__soon;
+struct corio__soon {
+    corio__soon *next;
+    void (*run)(corio_loop *l, corio__soon *s);
 };
 
 /* Someone waiting for a task to end: a plain await wakes its task; gather
@@ -95,6 +142,7 @@ struct corio_loop {
     void *sched_sp;            /* the scheduler's context (the thread's stack) */
     corio_task *ready_head, *ready_tail;
     size_t ready_count;
+    corio__soon *soon_head, *soon_tail; /* deferred calls for the next turn */
     size_t turn_left;          /* dispatches left in this turn's snapshot */
     uint32_t since_poll;       /* dispatches since the poller last looked */
     bool stopping;             /* the run's main task ended: finish the turn, return */
@@ -107,7 +155,7 @@ struct corio_loop {
     corio__poller poller;
     corio__stack_pool stacks[CORIO__MAX_STACK_CLASSES];
     int nstack_classes;
-    uint16_t default_class;
+    uint8_t default_class;
     corio__task_slab *slabs;
     corio_task *free_tasks;
     corio_task *carve, *carve_end;
@@ -117,7 +165,21 @@ struct corio_loop {
     void *altstack;            /* the SIGSEGV handler's stack, if this loop made it */
 };
 
+/* Test hook: called at every suspension (after the wait is set up, before
+ * the task switches away) and at every yield (w NULL). Tests use it to
+ * cancel or expire scopes at each suspension point in turn. */
+typedef void corio__suspend_hook_fn(corio_loop *l, corio_task *t, corio__wait *w);
+extern corio__suspend_hook_fn *corio__suspend_hook __attribute__((visibility("hidden")));
+
+/* What corio_loop_close found before it freed everything (for leak tests). */
+typedef struct corio__close_stats {
+    size_t live_tasks, stacks_in_use, timers, soon;
+    unsigned long closes;
+} corio__close_stats;
+extern corio__close_stats corio__last_close __attribute__((visibility("hidden")));
+
 /* loop.c */
+void corio__soon_push(corio_loop *l, corio__soon *s);
 extern __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
 int64_t corio__now(corio_loop *l);
 corio_task *corio__pick_next_slow(corio_loop *l);
@@ -131,8 +193,21 @@ bool corio__task_prepare(corio_loop *l, corio_task *t);
 void corio__task_end_unstarted(corio_loop *l, corio_task *t, int status);
 void corio__task_free_all(corio_loop *l);
 void corio__task_free_done(corio_loop *l, corio_task *t);
-int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint16_t cls);
+int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint8_t cls);
+void corio__task_free_if_unused(corio_loop *l, corio_task *t);
+int corio__check_task(corio_loop *l, const corio_task *t);
+int corio__check_handle(corio_loop *l, const corio_task *t);
+int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded);
+void corio__awaiter_unlink(corio__awaiter *a);
+
+/* cancel.c */
+corio__scope *corio__interrupt_cause(corio_task *t);
+void corio__credit(corio__scope *cause);
+void corio__deliver_cancel(corio_loop *l, corio_task *t);
+int corio__task_cancel(corio_loop *l, corio_task *t, const char *reason);
 void corio__cancel_all(corio_loop *l);
+void corio__scope_push(corio_task *self, corio__scope *s, int kind);
+int corio__scope_pop(corio_loop *l, corio_task *self, corio__scope *s, int kind);
 void corio__for_each_live(corio_loop *l, void (*fn)(corio_loop *, corio_task *));
 
 /* debug.c */

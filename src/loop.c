@@ -50,8 +50,35 @@ double corio_now(void)
 
 /* ---- ready queue and turns ---------------------------------------------------------- */
 
-/* Start a new turn: due timers, a look at I/O, then a snapshot of the queue.
- * False when there is nothing to run (or the run is stopping). */
+void corio__soon_push(corio_loop *l, corio__soon *s)
+{
+    s->next = NULL;
+    if (l->soon_tail)
+        l->soon_tail->next = s;
+    else
+        l->soon_head = s;
+    l->soon_tail = s;
+}
+
+/* Run the deferred calls queued so far (not those they queue: next turn),
+ * outside any task, so that a call that would suspend gets -EPERM. */
+static __attribute__((noinline)) void run_soon(corio_loop *l)
+{
+    corio__soon *s = l->soon_head;
+    l->soon_head = l->soon_tail = NULL;
+    corio_task *current = l->current;
+    l->current = NULL;
+    while (s) {
+        corio__soon *next = s->next;
+        s->run(l, s);
+        s = next;
+    }
+    l->current = current;
+}
+
+/* Start a new turn: due timers, a look at I/O, then a snapshot of the queue,
+ * then the deferred calls (what they make ready runs next turn, as in
+ * asyncio). False when there is nothing to run (or the run is stopping). */
 static bool turn_begin(corio_loop *l)
 {
     if (l->stopping)
@@ -63,6 +90,8 @@ static bool turn_begin(corio_loop *l)
         l->since_poll = 0;
     }
     l->turn_left = l->ready_count;
+    if (__builtin_expect(l->soon_head != NULL, 0))
+        run_soon(l);
     return l->turn_left != 0;
 }
 
@@ -123,7 +152,7 @@ static bool main_done(corio_loop *l)
 
 static bool all_done(corio_loop *l)
 {
-    return l->live == 0;
+    return l->live == 0 && !l->soon_head;
 }
 
 /* Run tasks until done(l); 0, or -EDEADLK (after reporting the stuck tasks). */
@@ -140,6 +169,8 @@ static int schedule_until(corio_loop *l, bool (*done)(corio_loop *))
         if (done(l))
             return 0;
         l->stopping = false;
+        if (l->ready_count || l->soon_head)
+            continue; /* made ready by the turn's deferred calls: a new turn */
         int rc = wait_for_events(l);
         if (rc == -EDEADLK)
             corio__report_stuck(l);
@@ -203,7 +234,7 @@ int corio_loop_new(corio_loop **out, const corio_loop_opts *opts)
     }
     corio__timers_init(&l->timers);
     l->clock = clock_from(o.clock);
-    l->default_class = (uint16_t)corio__stack_class(l, o.stack_size);
+    l->default_class = (uint8_t)corio__stack_class(l, o.stack_size);
     find_thread_stack(l);
     corio__overflow_guard_install(l);
     corio__tls_loop = l;
@@ -242,6 +273,19 @@ int corio_loop_run(corio_loop *l, corio_coro_t main, void **result)
     return rc;
 }
 
+corio__close_stats corio__last_close;
+
+static void record_close(corio_loop *l)
+{
+    corio__close_stats st = {.live_tasks = l->live, .timers = l->timers.count,
+                             .closes = corio__last_close.closes + 1};
+    for (int i = 0; i < l->nstack_classes; i++)
+        st.stacks_in_use += l->stacks[i].in_use;
+    for (corio__soon *s = l->soon_head; s; s = s->next)
+        st.soon++;
+    corio__last_close = st;
+}
+
 int corio_loop_close(corio_loop *l)
 {
     if (!l)
@@ -257,6 +301,7 @@ int corio_loop_close(corio_loop *l)
     l->state = CORIO__LOOP_RUNNING;
     schedule_until(l, all_done);
     l->state = CORIO__LOOP_CLOSED;
+    record_close(l);
     corio__task_free_all(l);
     for (int i = 0; i < l->nstack_classes; i++)
         corio__stack_pool_fini(&l->stacks[i]);

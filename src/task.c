@@ -1,5 +1,7 @@
 /* task.c - tasks: creation, the switch, the entry trampoline, the suspension
- * primitive, and the calls built on it (await, sleep, yield, cancel, gather).
+ * primitive, and the calls built on it (await, sleep, yield), and done
+ * callbacks. Cancellation and scopes are in cancel.c, groups and the calls
+ * that wait on several tasks in group.c.
  *
  * A task gets a stack only when it first runs, and gives it back when it
  * ends. When a task ends and the next one to run has never run, the next one
@@ -99,7 +101,7 @@ void corio__task_free_done(corio_loop *l, corio_task *t)
 }
 
 static inline __attribute__((always_inline)) int task_new(corio_loop *l, corio_task **out,
-                                                           corio_coro_t coro, uint16_t cls)
+                                                           corio_coro_t coro, uint8_t cls)
 {
     corio_task *t = task_alloc(l);
     if (!t)
@@ -111,7 +113,7 @@ static inline __attribute__((always_inline)) int task_new(corio_loop *l, corio_t
     return 0;
 }
 
-int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint16_t cls)
+int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint8_t cls)
 {
     return task_new(l, out, coro, cls);
 }
@@ -226,7 +228,9 @@ bool corio__task_prepare(corio_loop *l, corio_task *t)
         corio__task_end_unstarted(l, t, -ENOMEM);
         return false;
     }
-    t->sp = corio__ctx_make(t->stack, p->size, task_entry, l);
+    *corio__frame(t) = (corio__task_frame){0};
+    t->sp = corio__ctx_make(t->stack - sizeof(corio__task_frame), p->size - sizeof(corio__task_frame),
+                            task_entry, l);
     return true;
 }
 
@@ -264,7 +268,14 @@ static inline __attribute__((always_inline)) void task_end(corio_loop *l, corio_
         notify_awaiters(t);
     if (t == l->main)
         l->stopping = true; /* asyncio: finish this turn, then return */
-    if (t->flags & CORIO__TF_RELEASED && t != l->main) /* main: freed by its run */
+    corio__task_free_if_unused(l, t);
+}
+
+/* Free an ended task nobody can reach any more: its handle was released, its
+ * done callbacks have run, and it is not main (freed by its run). */
+void corio__task_free_if_unused(corio_loop *l, corio_task *t)
+{
+    if ((t->flags & CORIO__TF_RELEASED) && !t->callbacks_queued && t != l->main)
         task_free(l, t);
 }
 
@@ -285,10 +296,11 @@ static void *task_entry(void *arg)
 #endif
     corio_task *t = l->current;
     char *stack = t->stack;
-    uint16_t cls = t->stack_class;
+    uint8_t cls = t->stack_class;
     for (;;) {
         void *result = t->fn(t->value);
         stack_check(l, t);
+        t->sp = (void *)corio__frame(t)->reason; /* kept for corio_cancel_reason */
         t->stack = NULL;
         task_end(l, t, result, t->status);
         corio_task *next;
@@ -300,6 +312,7 @@ static void *task_entry(void *arg)
         }
         if (next && !next->stack) { /* reuse this stack in place */
             next->stack = stack;
+            *corio__frame(next) = (corio__task_frame){0};
             next->state = CORIO__T_RUNNING;
             l->current = t = next;
             continue;
@@ -311,20 +324,42 @@ static void *task_entry(void *arg)
 
 /* ---- the suspension primitive ---------------------------------------------------------- */
 
-int corio__suspend(corio_loop *l, corio_task *self, corio__wait *w)
+corio__suspend_hook_fn *corio__suspend_hook;
+
+/* The slow half of a suspension's cancel check: the task or one of its scopes
+ * is cancelled. True (and the wait undone) if this suspension must not wait. */
+static bool suspend_interrupted(corio__wait *w)
+{
+    corio__scope *cause = corio__interrupt_cause(w->task);
+    if (!cause)
+        return false; /* shielded */
+    corio__credit(cause);
+    w->cancel(w); /* level-triggered: a cancelled task does not wait */
+    return true;
+}
+
+static inline __attribute__((always_inline)) int suspend(corio_loop *l, corio_task *self,
+                                                        corio__wait *w)
 {
     w->task = self;
     w->woken = false;
+    w->interrupted = false;
     w->result = 0;
-    if ((self->flags & CORIO__TF_CANCELLED) && w->cancel) {
-        w->cancel(w); /* level-triggered: a cancelled task does not wait */
+    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
+        w->cancel && suspend_interrupted(w))
         return -ECANCELED;
-    }
     self->wait = w;
     self->state = CORIO__T_WAITING;
+    if (__builtin_expect(corio__suspend_hook != NULL, 0))
+        corio__suspend_hook(l, self, w);
     switch_away(l, self);
     self->wait = NULL;
     return w->result;
+}
+
+int corio__suspend(corio_loop *l, corio_task *self, corio__wait *w)
+{
+    return suspend(l, self, w);
 }
 
 void corio__wake(corio_loop *l, corio__wait *w, int result)
@@ -352,7 +387,7 @@ int corio_task_create(corio_task **out, corio_coro_t coro, const corio_task_opts
         if (cls < 0)
             return cls;
     }
-    return task_new(l, out, coro, (uint16_t)cls);
+    return task_new(l, out, coro, (uint8_t)cls);
 }
 
 corio_task *corio_create_task(corio_coro_t coro)
@@ -371,7 +406,7 @@ int corio_spawn(corio_coro_t coro)
 }
 
 /* A task of this thread's loop that still exists. */
-static int check_task(corio_loop *l, const corio_task *t)
+int corio__check_task(corio_loop *l, const corio_task *t)
 {
     if (!t)
         return -EINVAL;
@@ -381,9 +416,9 @@ static int check_task(corio_loop *l, const corio_task *t)
 }
 
 /* A handle the caller may use: check_task, and not released. */
-static int check_handle(corio_loop *l, const corio_task *t)
+int corio__check_handle(corio_loop *l, const corio_task *t)
 {
-    int rc = check_task(l, t);
+    int rc = corio__check_task(l, t);
     if (rc == 0 && (t->flags & CORIO__TF_RELEASED))
         rc = -EINVAL;
     return rc;
@@ -392,12 +427,12 @@ static int check_handle(corio_loop *l, const corio_task *t)
 int corio_task_release(corio_task *t)
 {
     corio_loop *l = corio__tls_loop;
-    int rc = check_handle(l, t);
+    int rc = corio__check_handle(l, t);
     if (rc < 0)
         return rc;
     t->flags |= CORIO__TF_RELEASED;
     if (t->state == CORIO__T_DONE)
-        task_free(l, t);
+        corio__task_free_if_unused(l, t);
     return 0;
 }
 
@@ -430,7 +465,7 @@ typedef struct await_wait {
     corio__awaiter a;
 } await_wait;
 
-static void awaiter_unlink(corio__awaiter *a)
+void corio__awaiter_unlink(corio__awaiter *a)
 {
     for (corio__awaiter **p = &a->target->awaiters; *p; p = &(*p)->next)
         if (*p == a) {
@@ -446,11 +481,11 @@ static void await_done(corio__awaiter *a)
 
 static void await_cancel(corio__wait *w)
 {
-    awaiter_unlink(&container_of(w, await_wait, w)->a);
+    corio__awaiter_unlink(&container_of(w, await_wait, w)->a);
 }
 
 /* Wait for t to end; cancellable unless `shielded` (used to reap after a cancel). */
-static int wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
+int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
 {
     if (t->state == CORIO__T_DONE)
         return 0;
@@ -459,7 +494,7 @@ static int wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shield
     aw.a.wait = &aw.w;
     aw.a.next = t->awaiters;
     t->awaiters = &aw.a;
-    return corio__suspend(l, self, &aw.w);
+    return suspend(l, self, &aw.w);
 }
 
 int corio_await_task(corio_task *t, void **result)
@@ -470,10 +505,10 @@ int corio_await_task(corio_task *t, void **result)
         return -EPERM;
     if (t == self)
         return -EDEADLK;
-    int rc = check_handle(l, t);
+    int rc = corio__check_handle(l, t);
     if (rc < 0)
         return rc;
-    rc = wait_task(l, self, t, false);
+    rc = corio__wait_task(l, self, t, false);
     if (rc < 0)
         return rc;
     if (result)
@@ -516,18 +551,33 @@ static void sleep_cancel(corio__wait *w)
     corio__timers_remove(&corio__tls_loop->timers, &container_of(w, sleep_wait, w)->timer);
 }
 
+/* A yield has no wait record to interrupt: it just reports the cancel. */
+static bool yield_interrupted(corio_task *self)
+{
+    corio__scope *cause = corio__interrupt_cause(self);
+    if (cause)
+        corio__credit(cause);
+    return cause != NULL;
+}
+
 int corio_yield(void)
 {
     corio_loop *l;
     corio_task *self = self_task(&l);
     if (!self)
         return -EPERM;
-    if (self->flags & CORIO__TF_CANCELLED)
+    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
+        yield_interrupted(self))
         return -ECANCELED;
     self->state = CORIO__T_READY;
     corio__ready_push(l, self);
+    if (__builtin_expect(corio__suspend_hook != NULL, 0))
+        corio__suspend_hook(l, self, NULL);
     switch_away(l, self);
-    return self->flags & CORIO__TF_CANCELLED ? -ECANCELED : 0;
+    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
+        yield_interrupted(self))
+        return -ECANCELED;
+    return 0;
 }
 
 int corio_sleep_ns(int64_t ns)
@@ -546,7 +596,7 @@ int corio_sleep_ns(int64_t ns)
     int rc = corio__timers_add(&l->timers, &s.timer, deadline, sleep_fire);
     if (rc < 0)
         return rc;
-    return corio__suspend(l, self, &s.w);
+    return suspend(l, self, &s.w);
 }
 
 int corio_sleep(double seconds)
@@ -557,151 +607,81 @@ int corio_sleep(double seconds)
     return corio_sleep_ns(ns >= 9.2e18 ? INT64_MAX : (int64_t)ceil(ns));
 }
 
-/* ---- cancellation ---------------------------------------------------------------------- */
+/* ---- done callbacks ------------------------------------------------------------------ */
 
-static int task_cancel(corio_loop *l, corio_task *t)
+/* A registration: an awaiter in the task's list until the task ends, then an
+ * entry in the loop's soon queue until it has run. */
+typedef struct done_cb {
+    corio__awaiter a;
+    corio__soon soon;
+    corio_done_fn *fn;
+    void *arg;
+    corio_task *task;
+} done_cb;
+
+static void done_cb_run(corio_loop *l, corio__soon *s)
 {
-    if (t->state == CORIO__T_DONE || (t->flags & CORIO__TF_CANCELLED))
-        return 0;
-    t->flags |= CORIO__TF_CANCELLED;
-    corio__wait *w = t->wait;
-    if (!w || !w->cancel)
-        return 1; /* not suspended (or shielded): its next suspension sees the flag */
-    if (!w->woken) {
-        w->cancel(w);
-        corio__wake(l, w, -ECANCELED);
-    } else {
-        /* woken but not yet resumed: it still reports the cancel, and the
-         * wakeup it was handed goes to the next waiter */
-        w->result = -ECANCELED;
-        if (w->pass_on)
-            w->pass_on(w);
-    }
-    return 1;
+    done_cb *cb = container_of(s, done_cb, soon);
+    corio_task *t = cb->task;
+    cb->fn(t, cb->arg);
+    free(cb);
+    t->callbacks_queued--;
+    corio__task_free_if_unused(l, t);
 }
 
-int corio_cancel(corio_task *t)
+static void done_cb_queue(corio_loop *l, done_cb *cb)
+{
+    cb->soon.run = done_cb_run;
+    corio__soon_push(l, &cb->soon);
+}
+
+static void done_cb_ended(corio__awaiter *a)
+{
+    done_cb_queue(corio__tls_loop, container_of(a, done_cb, a));
+}
+
+int corio_task_add_done_callback(corio_task *t, corio_done_fn *fn, void *arg)
 {
     corio_loop *l = corio__tls_loop;
-    int rc = check_task(l, t);
-    return rc < 0 ? rc : task_cancel(l, t);
-}
-
-static void cancel_one(corio_loop *l, corio_task *t)
-{
-    task_cancel(l, t);
-}
-
-void corio__cancel_all(corio_loop *l)
-{
-    corio__for_each_live(l, cancel_one);
-}
-
-/* ---- gathering ------------------------------------------------------------------------- */
-
-/* Cancel the tasks, then wait (shielded: we may be cancelled ourselves) until
- * every one has ended. */
-static void cancel_and_reap(corio_loop *l, corio_task *self, corio_task *const *tasks, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        task_cancel(l, tasks[i]);
-    for (size_t i = 0; i < n; i++)
-        wait_task(l, self, tasks[i], true);
-}
-
-typedef struct gather_wait {
-    corio__wait w;
-    corio__awaiter *as;
-    size_t n, left;
-    int first_error;
-} gather_wait;
-
-static void gather_done(corio__awaiter *a)
-{
-    gather_wait *g = container_of(a->wait, gather_wait, w);
-    if (a->target->status < 0 && g->first_error == 0)
-        g->first_error = a->target->status;
-    if (--g->left == 0)
-        corio__wake(corio__tls_loop, &g->w, 0);
-}
-
-static void gather_cancel(corio__wait *w)
-{
-    gather_wait *g = container_of(w, gather_wait, w);
-    for (size_t i = 0; i < g->n; i++)
-        if (g->as[i].target->state != CORIO__T_DONE)
-            awaiter_unlink(&g->as[i]);
-}
-
-int corio_gather_tasks(corio_task *const *tasks, size_t n, void **results)
-{
-    corio_loop *l;
-    corio_task *self = self_task(&l);
-    if (!self)
-        return -EPERM;
-    if (n && !tasks)
+    if (!fn)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        int rc = check_handle(l, tasks[i]);
-        if (rc < 0)
-            return rc;
-        if (tasks[i] == self)
-            return -EDEADLK;
-    }
-    corio__awaiter small[8], *as = n <= 8 ? small : calloc(n, sizeof *as);
-    if (!as)
-        return -ENOMEM;
-    gather_wait g = {.w = {.cancel = gather_cancel, .what = "gather"}, .as = as, .n = n};
-    for (size_t i = 0; i < n; i++) {
-        as[i] = (corio__awaiter){.target = tasks[i], .done = gather_done, .wait = &g.w};
-        if (tasks[i]->state != CORIO__T_DONE) {
-            as[i].next = tasks[i]->awaiters;
-            tasks[i]->awaiters = &as[i];
-            g.left++;
-        } else if (tasks[i]->status < 0 && g.first_error == 0) {
-            g.first_error = tasks[i]->status;
-        }
-    }
-    int rc = g.left ? corio__suspend(l, self, &g.w) : 0;
-    if (rc == -ECANCELED) {
-        cancel_and_reap(l, self, tasks, n); /* asyncio: cancelling gather cancels its children */
-    }
-    if (as != small)
-        free(as);
+    int rc = corio__check_handle(l, t);
     if (rc < 0)
         return rc;
-    if (results)
-        for (size_t i = 0; i < n; i++)
-            results[i] = tasks[i]->value;
-    return g.first_error;
+    if (t->callbacks_queued == UINT8_MAX)
+        return -ENOSPC; /* 255 registered and not yet run: the counter's limit */
+    done_cb *cb = malloc(sizeof *cb);
+    if (!cb)
+        return -ENOMEM;
+    t->callbacks_queued++;
+    *cb = (done_cb){.a = {.target = t, .done = done_cb_ended}, .fn = fn, .arg = arg, .task = t};
+    if (t->state == CORIO__T_DONE) {
+        done_cb_queue(l, cb);
+        return 0;
+    }
+    cb->a.next = t->awaiters; /* the list is LIFO; the end reverses it */
+    t->awaiters = &cb->a;
+    return 0;
 }
 
-int corio_gather(const corio_coro_t *coros, size_t n, void **results)
+int corio_task_remove_done_callback(corio_task *t, corio_done_fn *fn, void *arg)
 {
-    corio_loop *l;
-    corio_task *self = self_task(&l);
-    if (!self)
-        return -EPERM;
-    if (n && !coros)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!coros[i].fn)
-            return -EINVAL;
-    corio_task *small[8] = {0}, **ts = n <= 8 ? small : calloc(n, sizeof *ts);
-    if (!ts)
-        return -ENOMEM;
-    int rc = 0;
-    size_t made;
-    for (made = 0; made < n; made++)
-        if ((rc = corio_task_create(&ts[made], coros[made], NULL)) < 0)
-            break;
-    if (rc < 0) /* could not start them all: stop the ones that were */
-        cancel_and_reap(l, self, ts, made);
-    else
-        rc = corio_gather_tasks(ts, n, results);
-    for (size_t i = 0; i < made; i++)
-        corio_task_release(ts[i]);
-    if (ts != small)
-        free(ts);
-    return rc;
+    corio_loop *l = corio__tls_loop;
+    int rc = corio__check_handle(l, t);
+    if (rc < 0)
+        return rc;
+    int removed = 0;
+    for (corio__awaiter **p = &t->awaiters; *p;) {
+        corio__awaiter *a = *p;
+        done_cb *cb = a->done == done_cb_ended ? container_of(a, done_cb, a) : NULL;
+        if (cb && cb->fn == fn && cb->arg == arg) {
+            *p = a->next;
+            free(cb);
+            t->callbacks_queued--;
+            removed++;
+        } else {
+            p = &a->next;
+        }
+    }
+    return removed;
 }
