@@ -151,8 +151,9 @@ int corio_yield(void);
  * ended or was already cancelled (harmless), -EINVAL for NULL or a freed
  * task, -EXDEV for a task of another thread's loop (-EPERM with no loop on
  * this thread). corio_cancel_with also records `reason` (a static string,
- * kept by pointer; the first reason wins), which corio_cancel_reason returns
- * for the task (NULL: none given, or not cancelled). */
+ * kept by pointer), which corio_cancel_reason returns for the task (NULL:
+ * none given, or not cancelled). Only the first cancel counts: a reason
+ * given to a task already cancelled is not recorded. */
 int corio_cancel(corio_task *t);
 int corio_cancel_with(corio_task *t, const char *reason);
 const char *corio_cancel_reason(const corio_task *t);
@@ -165,7 +166,9 @@ int corio_task_cancelled(const corio_task *t);
  * A scope brackets part of a task's code: corio_*_begin ... corio_scope_end,
  * on the same task, properly nested (a scope is ended before the one around
  * it). The corio_scope object lives wherever you like (usually the stack) and
- * must stay put until ended.
+ * must stay put until ended. A task whose function returns with a scope of
+ * its own still open aborts the program with a message naming the task
+ * (the scope's timer would fire into frames that are gone).
  *
  * Timeout scope (asyncio.timeout, Trio's move_on_after): when its deadline
  * passes, it cancels what runs inside it, by the same rule as a task cancel
@@ -212,13 +215,18 @@ int corio_shield_begin(corio_scope *s);
 int corio_scope_end(corio_scope *s);
 
 /* Move a running timeout scope's deadline (asyncio's Timeout.reschedule),
- * later or earlier; CORIO_NO_DEADLINE disarms it. 0, -EINVAL (NULL, not a
- * running timeout scope), -EALREADY (it has already expired: too late). */
+ * later or earlier; CORIO_NO_DEADLINE disarms it. Any task of the loop may
+ * call it. 0, -EINVAL (NULL, not a running timeout scope), -EALREADY (it has
+ * already expired: too late), -EXDEV (another thread's loop), -EPERM (no
+ * loop here), -ENOMEM (the old deadline stays; should even that fail, the
+ * scope expires rather than never). */
 int corio_scope_reschedule(corio_scope *s, int64_t deadline_ns);
 /* The deadline (CORIO_NO_DEADLINE if none), or -EINVAL. */
 int64_t corio_scope_deadline(const corio_scope *s);
-/* 1 if the scope's deadline has passed (it cancels what runs in it), 0 if
- * not, -EINVAL. */
+/* 1 if the scope has expired (it cancels what runs in it), 0 if not, -EINVAL.
+ * Expiry happens when the loop fires its timer, or at once for a deadline
+ * already reached at begin or reschedule: a task running past its deadline
+ * without suspending still sees 0. */
 int corio_scope_expired(const corio_scope *s);
 
 /* asyncio.wait_for: corio_wait_for(x, seconds, &result)
@@ -257,7 +265,9 @@ int corio_wait_for_task(corio_task *t, double seconds, void **result);
  *
  * spawn: 0 (and *out, if non-NULL, a handle you must release), -EINVAL (NULL
  * group or fn, group not running), -ECANCELED (the group is already
- * cancelling: nothing is spawned), -EPERM, -ENOMEM. Any task of the loop may
+ * cancelling: nothing is spawned), -EXDEV (another thread's group), -EPERM,
+ * -ENOMEM. When a child fails and an outer cancel also arrives, end reports
+ * the child's error. Any task of the loop may
  * spawn into a running group. end: as above, or -EINVAL (NULL, not begun,
  * not the innermost scope of the calling task). */
 typedef struct corio_taskgroup {
@@ -275,7 +285,9 @@ int corio_taskgroup_failed(const corio_taskgroup *g);
  * is non-NULL) gets task i's result. Returns 0 if all succeeded, else the
  * status of the first task to fail (in the order they ended). If the caller is
  * cancelled while it waits, it cancels the tasks, waits for them to end and
- * returns -ECANCELED. -EINVAL for NULL tasks with n > 0, -EPERM outside a task. */
+ * returns -ECANCELED. -EINVAL for NULL tasks with n > 0 or a released handle,
+ * -EDEADLK if the caller is among them, -EXDEV for another loop's task, -EPERM
+ * outside a task, -ENOMEM. */
 int corio_gather_tasks(corio_task *const *tasks, size_t n, void **results);
 
 /* The same over coroutine objects: each runs as a task of its own,
@@ -298,7 +310,8 @@ int corio_gather_status(const corio_coro_t *coros, size_t n, void **results, int
  *                          -ECANCELED included), or all have ended
  *   CORIO_ALL_COMPLETED    all have ended
  * -ECANCELED if the caller is cancelled, -EINVAL (bad mode, NULL tasks, n
- * == 0, released handle), -EXDEV, -EPERM, -ENOMEM. */
+ * == 0, released handle, NaN timeout), -EDEADLK (the caller is among them),
+ * -EXDEV, -EPERM, -ENOMEM. */
 enum corio_wait_mode { CORIO_FIRST_COMPLETED = 1, CORIO_FIRST_EXCEPTION, CORIO_ALL_COMPLETED };
 int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout);
 
@@ -329,7 +342,8 @@ int corio_as_completed_end(corio_as_completed *ac);
  * task: it must not suspend (suspending calls return -EPERM there), but may
  * cancel, create tasks, add callbacks. Added to an already ended task, it
  * runs at the next turn. The task object stays valid until its callbacks ran.
- * add: 0, -EINVAL (NULL), -EXDEV, -EPERM, -ENOMEM. remove: how many
+ * add: 0, -EINVAL (NULL, released handle), -EXDEV, -EPERM, -ENOMEM,
+ * -ENOSPC (255 callbacks of this task not yet run). remove: how many
  * registrations of (cb, arg) were removed (0 once they have been scheduled). */
 typedef void corio_done_fn(corio_task *t, void *arg);
 int corio_task_add_done_callback(corio_task *t, corio_done_fn *cb, void *arg);

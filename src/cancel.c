@@ -7,8 +7,8 @@
  * scope ends). A shield scope hides every cause outside it. When a cause
  * appears, corio__deliver_cancel interrupts the task's pending suspension;
  * every later suspension checks for a cause before it waits
- * (corio__suspend). The interruption is credited to the outermost visible
- * cause, which is the one whose end reports it: a timeout scope's end then
+ * (corio__suspend). The interruption is credited, when the task resumes, to
+ * the outermost visible cause, which is the one whose end reports it: a timeout scope's end then
  * returns -ETIMEDOUT. See docs/cancellation.md. */
 #include "internal.h"
 
@@ -62,11 +62,10 @@ void corio__deliver_cancel(corio_loop *l, corio_task *t)
     corio__wait *w = t->wait;
     if (!w || !w->cancel || w->interrupted)
         return; /* not suspended, uninterruptible, or already interrupted */
-    corio__scope *cause = corio__interrupt_cause(t);
-    if (!cause)
+    if (!corio__interrupt_cause(t))
         return;
-    corio__credit(cause);
-    w->interrupted = true;
+    w->interrupted = true; /* credited when it resumes (corio__suspend): by then a
+                              cause further out may have appeared at the same instant */
     if (!w->woken) {
         w->cancel(w);
         corio__wake(l, w, -ECANCELED);
@@ -328,8 +327,12 @@ int corio_scope_reschedule(corio_scope *ps, int64_t deadline_ns)
     if (s->cancelled)
         return -EALREADY;
     corio_loop *l = corio__tls_loop;
+    int64_t old_deadline = s->timer.deadline;
     corio__timers_remove(&l->timers, &s->timer);
-    return scope_arm(l, s, deadline_ns);
+    rc = scope_arm(l, s, deadline_ns);
+    if (rc < 0 && scope_arm(l, s, old_deadline) < 0)
+        scope_cancel(l, s); /* cannot keep any deadline: expire rather than never */
+    return rc;
 }
 
 int64_t corio_scope_deadline(const corio_scope *ps)
@@ -389,7 +392,7 @@ int corio_wait_for_task(corio_task *t, double seconds, void **result)
     if (t == self)
         return -EDEADLK;
     if (seconds < 0)
-        return corio_await_task(t, result);
+        seconds = INFINITY; /* no timeout, but a cancelled caller still cancels t */
     corio_scope sc;
     rc = begin_seconds(&sc, seconds);
     if (rc < 0)

@@ -1,8 +1,8 @@
 /* debug.c - what corio tells you when a program goes wrong: stack overflows
  * (caught by the canary check on a switch, or by a SIGSEGV whose stack
- * pointer lies below the running task's stack) and deadlocks (every task
- * waits and nothing can wake one). Each names the task and its entry
- * function. */
+ * pointer lies below the running task's stack), deadlocks (every task
+ * waits and nothing can wake one) and scopes left open when a task ends.
+ * Each names the task and its entry function. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -143,4 +143,18 @@ void corio__report_stuck(corio_loop *l)
     fprintf(stderr, "corio: deadlock: every task waits and nothing can wake one "
                     "(no timer, no I/O):\n");
     corio__for_each_live(l, report_one);
+}
+
+/* A task returned from its function with a scope still open: the scope (and
+ * its armed timer, or a group's children's links to it) lives in frames that
+ * are gone. Nothing sane can go on from there. */
+void corio__scope_leak_abort(corio_loop *l, corio_task *t)
+{
+    (void)l;
+    fprintf(stderr,
+            "corio: task %p (entry %s) ended inside a scope it never ended: every "
+            "corio_*_begin needs its corio_scope_end (corio_taskgroup_end for a group) "
+            "before the function returns\n",
+            (void *)t, fn_name(t->fn));
+    abort();
 }

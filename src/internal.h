@@ -192,7 +192,6 @@ void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to);
 bool corio__task_prepare(corio_loop *l, corio_task *t);
 void corio__task_end_unstarted(corio_loop *l, corio_task *t, int status);
 void corio__task_free_all(corio_loop *l);
-void corio__task_free_done(corio_loop *l, corio_task *t);
 int corio__task_new(corio_loop *l, corio_task **out, corio_coro_t coro, uint8_t cls);
 void corio__task_free_if_unused(corio_loop *l, corio_task *t);
 int corio__check_task(corio_loop *l, const corio_task *t);
@@ -216,6 +215,7 @@ void corio__overflow_check_sched(corio_loop *l);
 void corio__overflow_guard_install(corio_loop *l);
 void corio__overflow_guard_remove(corio_loop *l);
 void corio__report_stuck(corio_loop *l);
+__attribute__((noreturn)) void corio__scope_leak_abort(corio_loop *l, corio_task *t);
 
 /* ---- the ready queue: an intrusive FIFO, on every hot path, so inline ---- */
 

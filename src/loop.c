@@ -268,8 +268,9 @@ int corio_loop_run(corio_loop *l, corio_coro_t main, void **result)
     rc = t->status;
     if (result)
         *result = t->value;
-    corio__task_free_done(l, t);
     l->main = NULL;
+    t->flags |= CORIO__TF_RELEASED; /* freed now, or once its done callbacks ran */
+    corio__task_free_if_unused(l, t);
     return rc;
 }
 

@@ -69,6 +69,14 @@ static void task_free(corio_loop *l, corio_task *t)
     l->free_tasks = t;
 }
 
+/* Free an ended task nobody can reach any more: its handle was released, its
+ * done callbacks have run, and it is not main (freed by its run). */
+static inline void task_free_if_unused(corio_loop *l, corio_task *t)
+{
+    if ((t->flags & CORIO__TF_RELEASED) && !t->callbacks_queued && t != l->main)
+        task_free(l, t);
+}
+
 /* Visit every task that has not ended (for close and the deadlock report). */
 void corio__for_each_live(corio_loop *l, void (*fn)(corio_loop *, corio_task *))
 {
@@ -93,11 +101,6 @@ void corio__task_free_all(corio_loop *l)
     l->slabs = NULL;
     l->free_tasks = NULL;
     l->carve = l->carve_end = NULL;
-}
-
-void corio__task_free_done(corio_loop *l, corio_task *t)
-{
-    task_free(l, t);
 }
 
 static inline __attribute__((always_inline)) int task_new(corio_loop *l, corio_task **out,
@@ -268,15 +271,12 @@ static inline __attribute__((always_inline)) void task_end(corio_loop *l, corio_
         notify_awaiters(t);
     if (t == l->main)
         l->stopping = true; /* asyncio: finish this turn, then return */
-    corio__task_free_if_unused(l, t);
+    task_free_if_unused(l, t);
 }
 
-/* Free an ended task nobody can reach any more: its handle was released, its
- * done callbacks have run, and it is not main (freed by its run). */
 void corio__task_free_if_unused(corio_loop *l, corio_task *t)
 {
-    if ((t->flags & CORIO__TF_RELEASED) && !t->callbacks_queued && t != l->main)
-        task_free(l, t);
+    task_free_if_unused(l, t);
 }
 
 void corio__task_end_unstarted(corio_loop *l, corio_task *t, int status)
@@ -300,6 +300,8 @@ static void *task_entry(void *arg)
     for (;;) {
         void *result = t->fn(t->value);
         stack_check(l, t);
+        if (__builtin_expect(corio__frame(t)->scopes != NULL, 0))
+            corio__scope_leak_abort(l, t); /* its timers would fire into dead frames */
         t->sp = (void *)corio__frame(t)->reason; /* kept for corio_cancel_reason */
         t->stack = NULL;
         task_end(l, t, result, t->status);
@@ -338,6 +340,16 @@ static bool suspend_interrupted(corio__wait *w)
     return true;
 }
 
+/* An interrupted suspension is credited as it resumes, to the outermost
+ * cause visible then (it cannot have gone away: scopes end only when their
+ * task runs, and a cancel stays). */
+static void credit_interruption(corio_task *self)
+{
+    corio__scope *cause = corio__interrupt_cause(self);
+    if (cause)
+        corio__credit(cause);
+}
+
 static inline __attribute__((always_inline)) int suspend(corio_loop *l, corio_task *self,
                                                         corio__wait *w)
 {
@@ -354,6 +366,8 @@ static inline __attribute__((always_inline)) int suspend(corio_loop *l, corio_ta
         corio__suspend_hook(l, self, w);
     switch_away(l, self);
     self->wait = NULL;
+    if (__builtin_expect(w->interrupted, 0))
+        credit_interruption(self);
     return w->result;
 }
 
@@ -432,7 +446,7 @@ int corio_task_release(corio_task *t)
         return rc;
     t->flags |= CORIO__TF_RELEASED;
     if (t->state == CORIO__T_DONE)
-        corio__task_free_if_unused(l, t);
+        task_free_if_unused(l, t);
     return 0;
 }
 
@@ -485,7 +499,8 @@ static void await_cancel(corio__wait *w)
 }
 
 /* Wait for t to end; cancellable unless `shielded` (used to reap after a cancel). */
-int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
+static inline __attribute__((always_inline)) int wait_task(corio_loop *l, corio_task *self,
+                                                          corio_task *t, bool shielded)
 {
     if (t->state == CORIO__T_DONE)
         return 0;
@@ -495,6 +510,11 @@ int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shield
     aw.a.next = t->awaiters;
     t->awaiters = &aw.a;
     return suspend(l, self, &aw.w);
+}
+
+int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
+{
+    return wait_task(l, self, t, shielded);
 }
 
 int corio_await_task(corio_task *t, void **result)
@@ -508,7 +528,7 @@ int corio_await_task(corio_task *t, void **result)
     int rc = corio__check_handle(l, t);
     if (rc < 0)
         return rc;
-    rc = corio__wait_task(l, self, t, false);
+    rc = wait_task(l, self, t, false);
     if (rc < 0)
         return rc;
     if (result)
