@@ -90,31 +90,19 @@ static int map_more(corio__stack_pool *p)
     return 0;
 }
 
-char *corio__stack_get(corio__stack_pool *p)
+/* A stack never used before, carved from the newest mapping. */
+char *corio__stack_get_new(corio__stack_pool *p)
 {
-    char *top;
-    if (p->free) {
-        top = p->free;
-        p->free = *(void **)(void *)(top - 16);
-    } else {
-        if (p->carve + p->slot > p->carve_end && map_more(p) != 0)
-            return NULL;
-        char *lo = p->carve;
-        p->carve += p->slot;
-        top = lo + p->size;
-        uint64_t *canary = corio__stack_canary(p, top); /* = the top of the slot below */
-        *canary = corio__stack_canary_value(canary);
+    if (p->carve + p->slot > p->carve_end && map_more(p) != 0)
+        return NULL;
+    char *lo = p->carve;
+    p->carve += p->slot;
+    char *top = lo + p->size;
+    uint64_t *canary = corio__stack_canary(p, top); /* = the top of the slot below */
+    *canary = corio__stack_canary_value(canary);
 #ifdef CORIO_HAVE_VALGRIND
-        VALGRIND_STACK_REGISTER(lo, top);
+    VALGRIND_STACK_REGISTER(lo, top);
 #endif
-    }
     p->in_use++;
     return top;
-}
-
-void corio__stack_put(corio__stack_pool *p, char *top)
-{
-    *(void **)(void *)(top - 16) = p->free;
-    p->free = top;
-    p->in_use--;
 }

@@ -46,8 +46,26 @@ void corio__stack_pool_fini(corio__stack_pool *p);
 /* A stack: returns its top (just past its highest usable byte, 16-byte
  * aligned, not page aligned: the canary above it takes 16 bytes), or NULL if
  * the address space or the kernel says no. */
-char *corio__stack_get(corio__stack_pool *p);
-void corio__stack_put(corio__stack_pool *p, char *top);
+char *corio__stack_get_new(corio__stack_pool *p);
+
+/* The free list is threaded through the word just below each free stack's
+ * top: get and put are on every task's start and end, so they are inline. */
+static inline char *corio__stack_get(corio__stack_pool *p)
+{
+    char *top = p->free;
+    if (__builtin_expect(top == NULL, 0))
+        return corio__stack_get_new(p);
+    p->free = *(void **)(void *)(top - 16);
+    p->in_use++;
+    return top;
+}
+
+static inline void corio__stack_put(corio__stack_pool *p, char *top)
+{
+    *(void **)(void *)(top - 16) = p->free;
+    p->free = top;
+    p->in_use--;
+}
 
 /* The lowest usable address of the stack whose top is `top`. */
 static inline char *corio__stack_lo(const corio__stack_pool *p, char *top)
