@@ -6,6 +6,9 @@
  * "scopes_" so that `corio_tests scopes` selects them all. */
 #include "test.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -1401,4 +1404,42 @@ TEST(scopes_calls_outside_a_task_are_eperm)
     ASSERT_EQ(corio_task_release(t), 0);
     ASSERT_EQ(corio_loop_free(l), 0);
     ASSERT_EQ(never_ran, 0);
+}
+
+/* ---- a task that returns with its scope still open aborts, naming itself ---- */
+
+void *leaves_scope_open(void *arg); /* not static: the report names it via dladdr */
+void *leaves_scope_open(void *arg)
+{
+    (void)arg;
+    corio_scope sc; /* dies with this frame while its timer is armed */
+    corio_timeout_begin(&sc, 5.0);
+    return NULL;
+}
+
+static void *open_scope_main(void *arg)
+{
+    (void)arg;
+    corio_task *t = corio_create_task(corio_coro(leaves_scope_open, NULL));
+    corio_await(t, NULL);
+    return NULL;
+}
+
+static int open_scope_child(void *arg)
+{
+    (void)arg;
+    corio_loop_opts o = {.clock = CORIO_CLOCK_VIRTUAL};
+    corio_run_opts(corio_coro(open_scope_main, NULL), NULL, &o);
+    return 0; /* not reached: the end of leaves_scope_open aborts */
+}
+
+TEST(scopes_task_ending_inside_open_scope_aborts_with_its_name)
+{
+    char err[4096];
+    int st = 0;
+    ASSERT_EQ(test_fork_stderr(open_scope_child, NULL, err, sizeof err, &st), 0);
+    ASSERT(WIFSIGNALED(st));
+    ASSERT_EQ(WTERMSIG(st), SIGABRT);
+    ASSERT(strstr(err, "ended inside a scope it never ended") != NULL);
+    ASSERT(strstr(err, "leaves_scope_open") != NULL);
 }
