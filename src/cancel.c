@@ -24,13 +24,6 @@ _Static_assert(_Alignof(corio__scope) <= _Alignof(corio_scope), "corio_scope mis
 /* Stands for "the task itself was cancelled" among the causes. */
 static corio__scope task_cause;
 
-static corio_task *self_task(corio_loop **lp)
-{
-    corio_loop *l = corio__tls_loop;
-    *lp = l;
-    return l ? l->current : NULL;
-}
-
 /* ---- causes ------------------------------------------------------------------------ */
 
 corio__scope *corio__interrupt_cause(corio_task *t)
@@ -221,7 +214,7 @@ static int scope_arm(corio_loop *l, corio__scope *s, int64_t deadline)
 int corio_timeout_at_begin(corio_scope *ps, int64_t deadline_ns)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!ps)
         return -EINVAL;
     if (!self)
@@ -267,7 +260,7 @@ int corio_timeout_begin(corio_scope *ps, double seconds)
 int corio_shield_begin(corio_scope *ps)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!ps)
         return -EINVAL;
     if (!self)
@@ -282,7 +275,7 @@ int corio_shield_begin(corio_scope *ps)
 int corio_scope_end(corio_scope *ps)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!ps)
         return -EINVAL;
     if (!self)
@@ -362,7 +355,7 @@ static int begin_seconds(corio_scope *sc, double seconds)
 int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (!coro.fn || isnan(seconds))
@@ -381,7 +374,7 @@ int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result)
 int corio_wait_for_task(corio_task *t, double seconds, void **result)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (isnan(seconds))

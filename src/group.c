@@ -16,13 +16,6 @@
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
-static corio_task *self_task(corio_loop **lp)
-{
-    corio_loop *l = corio__tls_loop;
-    *lp = l;
-    return l ? l->current : NULL;
-}
-
 /* Check n handles the caller may wait on. */
 static int check_handles(corio_loop *l, corio_task *self, corio_task *const *tasks, size_t n)
 {
@@ -100,7 +93,7 @@ static void gather_cancel(corio__wait *w)
 static int gather_tasks(corio_task *const *tasks, size_t n, void **results, int *statuses)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     int rc = check_handles(l, self, tasks, n);
@@ -151,7 +144,7 @@ int corio_gather_tasks_status(corio_task *const *tasks, size_t n, void **results
 static int gather_coros(const corio_coro_t *coros, size_t n, void **results, int *statuses)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (n && !coros)
@@ -240,7 +233,7 @@ static void waitn_cancel(corio__wait *w)
 int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (n == 0 || isnan(timeout) ||
@@ -332,7 +325,7 @@ int corio_as_completed_begin(corio_as_completed *pac, corio_task *const *tasks, 
                              double timeout)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!pac)
         return -EINVAL;
     pac->impl_ = NULL;
@@ -366,7 +359,7 @@ int corio_as_completed_begin(corio_as_completed *pac, corio_task *const *tasks, 
 int corio_as_completed_next(corio_as_completed *pac, corio_task **out)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!pac || !pac->impl_ || !out)
         return -EINVAL;
     as_completed *ac = pac->impl_;
@@ -495,7 +488,7 @@ static void child_ended(corio__awaiter *a)
 int corio_taskgroup_begin(corio_taskgroup *pg)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!pg)
         return -EINVAL;
     if (!self)
@@ -510,7 +503,7 @@ int corio_taskgroup_begin(corio_taskgroup *pg)
 int corio_taskgroup_spawn(corio_taskgroup *pg, corio_coro_t coro, corio_task **out)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!pg || !coro.fn)
         return -EINVAL;
     taskgroup *g = group_of(pg);
@@ -554,7 +547,7 @@ static void group_wait_cancel(corio__wait *w)
 int corio_taskgroup_end(corio_taskgroup *pg, int body_status)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!pg)
         return -EINVAL;
     if (!self)

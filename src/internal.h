@@ -257,6 +257,14 @@ static inline corio_task *corio__pick_next(corio_loop *l)
     return corio__pick_next_slow(l);
 }
 
+/* The running task and this thread's loop; NULL outside a task. */
+static inline corio_task *corio__self(corio_loop **lp)
+{
+    corio_loop *l = corio__tls_loop;
+    *lp = l;
+    return l ? l->current : NULL;
+}
+
 static inline corio_loop *corio__task_loop(const corio_task *t)
 {
     return ((corio__task_slab *)((uintptr_t)t & ~(uintptr_t)(CORIO__TASK_SLAB_BYTES - 1)))->loop;

@@ -27,14 +27,6 @@
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
-/* The running task and its loop; NULL outside a task. */
-static inline corio_task *self_task(corio_loop **lp)
-{
-    corio_loop *l = corio__tls_loop;
-    *lp = l;
-    return l ? l->current : NULL;
-}
-
 /* ---- allocation: 64-byte tasks in 64 KiB slabs whose header names the loop ---- */
 
 static __attribute__((noinline)) corio_task *task_alloc_carve(corio_loop *l)
@@ -453,7 +445,7 @@ int corio_task_release(corio_task *t)
 void *corio_fail(int err)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (self)
         self->status = err < 0 && err > -4096 ? err : -EINVAL;
     return NULL;
@@ -469,7 +461,7 @@ int corio_task_done(const corio_task *t)
 corio_task *corio_current_task(void)
 {
     corio_loop *l;
-    return self_task(&l);
+    return corio__self(&l);
 }
 
 /* ---- awaiting --------------------------------------------------------------------------- */
@@ -520,7 +512,7 @@ int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shield
 int corio_await_task(corio_task *t, void **result)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (t == self)
@@ -539,7 +531,7 @@ int corio_await_task(corio_task *t, void **result)
 int corio_await_coro(corio_coro_t coro, void **result)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (!coro.fn)
@@ -583,7 +575,7 @@ static bool yield_interrupted(corio_task *self)
 int corio_yield(void)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
@@ -603,7 +595,7 @@ int corio_yield(void)
 int corio_sleep_ns(int64_t ns)
 {
     corio_loop *l;
-    corio_task *self = self_task(&l);
+    corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
     if (ns < 0)
