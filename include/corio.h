@@ -2,7 +2,8 @@
  *
  * Read in order: coroutine objects, running a loop, tasks, awaiting, sleeping,
  * cancellation, scopes (timeouts, shields), task groups, waiting on several
- * tasks, done callbacks, the clock, explicit loops.
+ * tasks, done callbacks, synchronization, queues, select, the clock,
+ * explicit loops.
  *
  * Error convention, everywhere: a call returns 0 (or a count) on success and a
  * negative errno on failure; a failed call has no other effect. errno is never
@@ -348,6 +349,139 @@ int corio_as_completed_end(corio_as_completed *ac);
 typedef void corio_done_fn(corio_task *t, void *arg);
 int corio_task_add_done_callback(corio_task *t, corio_done_fn *cb, void *arg);
 int corio_task_remove_done_callback(corio_task *t, corio_done_fn *cb, void *arg);
+
+/* ---- Synchronization (asyncio.Event, Lock, Semaphore, Condition, Barrier) -----------
+ * Objects live in your storage: init before use, destroy after (destroy
+ * returns -EBUSY and changes nothing while a task waits on it, or a lock is
+ * held). An object belongs to the loop of the task that initialized it (or of
+ * the thread, outside a task); using it from another thread's loop returns
+ * -EXDEV. Every wait suspends only the calling task, is cancellable and obeys
+ * timeout scopes (-ECANCELED), and waiters are served first come, first
+ * served. A cancelled waiter leaves the object as if it had never waited: a
+ * permit, a lock or a notification it had been handed goes to the next
+ * waiter. NULL objects give -EINVAL; waits outside a task give -EPERM.
+ *
+ * Lock: FIFO handoff. release gives the lock straight to the first waiter,
+ * so a task that releases and re-acquires in a loop queues behind the
+ * others and cannot starve them. Any task may release it (as in asyncio).
+ * release of an unlocked lock: -EPERM. try_acquire: 0 or -EAGAIN.
+ *
+ * Semaphore: `value` permits (up to INT_MAX). release on a bounded semaphore
+ * that would exceed its initial value returns -EOVERFLOW.
+ *
+ * Condition: wait releases the lock (which the caller must hold: -EPERM
+ * otherwise), waits for a notify, and re-acquires the lock before it returns,
+ * also when cancelled (then it returns -ECANCELED, lock held; a notification
+ * it had been handed goes to the next waiter). wait_for loops until pred(arg)
+ * is true. notify wakes up to n waiters (returns how many), notify_all all;
+ * both need the lock held (-EPERM).
+ *
+ * Barrier (asyncio.Barrier): wait returns this task's arrival index (0 ..
+ * parties-1) once `parties` tasks have arrived; the barrier then starts over.
+ * A task cancelled while the barrier fills leaves it (the count drops). After
+ * abort, waiters and later callers get -EPIPE until reset; reset also sends
+ * -EPIPE to the tasks waiting at that moment and empties the barrier. */
+typedef struct corio_event { _Alignas(8) unsigned char opaque_[40]; } corio_event;
+typedef struct corio_lock { _Alignas(8) unsigned char opaque_[40]; } corio_lock;
+typedef struct corio_sem { _Alignas(8) unsigned char opaque_[48]; } corio_sem;
+typedef struct corio_cond { _Alignas(8) unsigned char opaque_[88]; } corio_cond;
+typedef struct corio_barrier { _Alignas(8) unsigned char opaque_[56]; } corio_barrier;
+
+int corio_event_init(corio_event *e);
+int corio_event_destroy(corio_event *e);
+int corio_event_set(corio_event *e);        /* wakes every waiter; 0 */
+int corio_event_clear(corio_event *e);
+int corio_event_is_set(const corio_event *e); /* 1, 0, -EINVAL */
+int corio_event_wait(corio_event *e);       /* 0 once set, -ECANCELED */
+
+int corio_lock_init(corio_lock *l);
+int corio_lock_destroy(corio_lock *l);
+int corio_lock_acquire(corio_lock *l);
+int corio_lock_try_acquire(corio_lock *l);
+int corio_lock_release(corio_lock *l);
+int corio_lock_locked(const corio_lock *l); /* 1, 0, -EINVAL */
+
+int corio_sem_init(corio_sem *s, int value);         /* -EINVAL if value < 0 */
+int corio_sem_init_bounded(corio_sem *s, int value); /* BoundedSemaphore */
+int corio_sem_destroy(corio_sem *s);
+int corio_sem_acquire(corio_sem *s);
+int corio_sem_try_acquire(corio_sem *s);
+int corio_sem_release(corio_sem *s);
+int corio_sem_value(const corio_sem *s);             /* permits free now, or -EINVAL */
+
+/* lock: the lock it goes with, or NULL for one of its own (corio_cond_lock). */
+int corio_cond_init(corio_cond *c, corio_lock *lock);
+int corio_cond_destroy(corio_cond *c);
+corio_lock *corio_cond_lock(corio_cond *c);
+int corio_cond_wait(corio_cond *c);
+int corio_cond_wait_for(corio_cond *c, int (*pred)(void *arg), void *arg);
+int corio_cond_notify(corio_cond *c, int n);
+int corio_cond_notify_all(corio_cond *c);
+
+int corio_barrier_init(corio_barrier *b, int parties); /* -EINVAL if parties < 1 */
+int corio_barrier_destroy(corio_barrier *b);
+int corio_barrier_wait(corio_barrier *b);  /* index >= 0, -EPIPE broken, -ECANCELED */
+int corio_barrier_abort(corio_barrier *b);
+int corio_barrier_reset(corio_barrier *b);
+int corio_barrier_n_waiting(const corio_barrier *b);
+int corio_barrier_broken(const corio_barrier *b);
+
+/* ---- Queues (asyncio.Queue, LifoQueue, PriorityQueue) --------------------------------
+ * Items are pointers (void *), stored as given: the queue never copies or frees
+ * what they point to. maxsize 0 means unbounded. A priority queue hands out
+ * the smallest item by cmp (like heapq; cmp < 0 means a comes first), items
+ * that compare equal in the order they were put.
+ *
+ * put suspends while the queue is full, get while it is empty (FIFO among
+ * waiters); try_put / try_get return -EAGAIN instead. An item is never lost
+ * or delivered twice: a getter cancelled after an item was handed to it gives
+ * the item back to the front of the queue (to the next getter, if one
+ * waits); a putter cancelled after space was made for it gives the space to
+ * the next putter, and its item was not put.
+ *
+ * task_done / join: as asyncio; task_done more often than items were put:
+ * -EOVERFLOW. shutdown (asyncio 3.13): put fails with -ESHUTDOWN at once,
+ * waiting putters too; get drains what is left, then fails with -ESHUTDOWN
+ * (waiting getters at once). immediate: the items still queued are dropped
+ * (and counted as done for join) and get fails at once.
+ * init: 0, -EINVAL (bad kind, PRIORITY without cmp), -ENOMEM. destroy: the
+ * items left are simply forgotten; -EBUSY while a task waits on it. */
+enum corio_queue_kind { CORIO_QUEUE_FIFO = 1, CORIO_QUEUE_LIFO, CORIO_QUEUE_PRIORITY };
+typedef int corio_cmp_fn(const void *a, const void *b);
+typedef struct corio_queue { _Alignas(8) unsigned char opaque_[152]; } corio_queue;
+
+int corio_queue_init(corio_queue *q, int kind, size_t maxsize, corio_cmp_fn *cmp);
+int corio_queue_destroy(corio_queue *q);
+int corio_queue_put(corio_queue *q, void *item);
+int corio_queue_get(corio_queue *q, void **item);
+int corio_queue_try_put(corio_queue *q, void *item);
+int corio_queue_try_get(corio_queue *q, void **item);
+long corio_queue_size(const corio_queue *q);  /* items queued now, or -EINVAL */
+int corio_queue_empty(const corio_queue *q);
+int corio_queue_full(const corio_queue *q);
+int corio_queue_task_done(corio_queue *q);
+int corio_queue_join(corio_queue *q);
+int corio_queue_shutdown(corio_queue *q, int immediate);
+
+/* ---- Select (Go's select, libdill's choose) -------------------------------------------
+ * Wait on several queue operations at once, gets and puts on any queues,
+ * with an optional timeout (seconds; negative: none; 0: poll). Exactly one
+ * operation completes; the others have no effect. If some can complete at
+ * once, the first of them in array order does (libdill's rule: put the one
+ * you favour first). Returns the index of the one that completed, with its
+ * status in ops[i].result (0, or -ESHUTDOWN for a queue shut down) and, for
+ * a get, the item in *ops[i].item_out; or -ETIMEDOUT, -ECANCELED, -EINVAL
+ * (n == 0, bad op, NULL queue), -EXDEV, -EPERM, -ENOMEM. */
+enum corio_select_kind { CORIO_SELECT_GET = 1, CORIO_SELECT_PUT };
+typedef struct corio_select_op {
+    int kind;
+    corio_queue *queue;
+    void *item;       /* PUT: what to put */
+    void **item_out;  /* GET: where the item goes (may be NULL) */
+    int result;       /* set for the op that completed */
+} corio_select_op;
+
+int corio_select(corio_select_op *ops, size_t n, double timeout);
 
 /* ---- The clock ------------------------------------------------------------------
  * The loop's time in nanoseconds (monotonic, or virtual), 0 outside a loop. */

@@ -65,9 +65,9 @@ void corio__deliver_cancel(corio_loop *l, corio_task *t)
     } else {
         /* woken but not yet resumed: it still reports the cancel, and the
          * wakeup it was handed goes to the next waiter */
-        w->result = -ECANCELED;
         if (w->pass_on)
-            w->pass_on(w);
+            w->pass_on(w); /* it may look at what it was woken with */
+        w->result = -ECANCELED;
     }
 }
 

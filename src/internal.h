@@ -37,6 +37,66 @@ struct corio__wait {
     bool interrupted;   /* resolved by a cancel (or an expired scope) */
 };
 
+/* ---- Waiter lists: FIFO queues of suspended tasks on a sync object -------------
+ * A waiter lives on the waiting task's stack. Several waiters may share one
+ * wait (a select waits on many queues at once); whoever resolves one of them
+ * first records it in *won and wakes the wait, and the others, still linked
+ * elsewhere, are skipped as stale (their wait is already woken) and unlinked
+ * by their owner when it resumes. */
+typedef struct corio__waiter corio__waiter;
+struct corio__waiter {
+    corio__waiter *prev, *next;
+    corio__wait *wait;
+    corio__waiter **won;  /* where the resolver records which waiter it took */
+    void *item;           /* a queue item: to put, or handed over */
+    int value;            /* per object: barrier index, select op index */
+    bool linked;
+};
+
+typedef struct corio__waitlist {
+    corio__waiter *head, *tail;
+} corio__waitlist;
+
+static inline void corio__waitlist_push(corio__waitlist *wl, corio__waiter *w)
+{
+    w->next = NULL;
+    w->prev = wl->tail;
+    if (wl->tail)
+        wl->tail->next = w;
+    else
+        wl->head = w;
+    wl->tail = w;
+    w->linked = true;
+}
+
+static inline void corio__waitlist_remove(corio__waitlist *wl, corio__waiter *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        wl->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        wl->tail = w->prev;
+    w->linked = false;
+}
+
+/* The first waiter whose wait can still be resolved, unlinked; stale ones
+ * (a select that another of its waiters already won) are dropped on the way. */
+static inline corio__waiter *corio__waitlist_take(corio__waitlist *wl)
+{
+    corio__waiter *w;
+    while ((w = wl->head)) {
+        corio__waitlist_remove(wl, w);
+        if (!w->wait->woken)
+            return w;
+    }
+    return NULL;
+}
+
 /* ---- Tasks: 64 bytes, allocated in aligned slabs ----------------------------- */
 enum corio__task_state {
     CORIO__T_FREE = 0, /* slot on the free list */
