@@ -182,6 +182,17 @@ typedef struct qwait {
 
 static queue *waiter_queue(const qwait *qw, const corio__waiter *wt);
 
+/* Whether a live waiter is queued: stale ones (a select that already won
+ * elsewhere and has not resumed yet) are dropped from the front, so they
+ * never make a put or get wait behind nobody. */
+static inline bool waiting(corio__waitlist *wl)
+{
+    corio__waiter *w;
+    while ((w = wl->head) && w->wait->woken)
+        corio__waitlist_remove(wl, w);
+    return w != NULL;
+}
+
 static bool room(const queue *q)
 {
     return q->maxsize == 0 || q->count + q->reserved < q->maxsize;
@@ -376,7 +387,7 @@ int corio_queue_put(corio_queue *pq, void *item)
         return rc;
     if (q->shut)
         return -ESHUTDOWN;
-    if (room(q) && !q->putters.head)
+    if (room(q) && !waiting(&q->putters))
         return put_now(q, item);
     if (!self)
         return -EPERM;
@@ -406,7 +417,7 @@ int corio_queue_try_put(corio_queue *pq, void *item)
         return rc;
     if (q->shut)
         return -ESHUTDOWN;
-    if (!room(q) || q->putters.head)
+    if (!room(q) || waiting(&q->putters))
         return -EAGAIN;
     return put_now(q, item);
 }
@@ -480,7 +491,7 @@ int corio_queue_destroy(corio_queue *pq)
     if (!pq || Q(pq)->magic != QUEUE_MAGIC)
         return -EINVAL;
     queue *q = Q(pq);
-    if (q->getters.head || q->putters.head || q->joiners.head || q->reserved)
+    if (waiting(&q->getters) || waiting(&q->putters) || q->joiners.head || q->reserved)
         return -EBUSY;
     free(q->buf);
     q->magic = 0;
@@ -592,7 +603,7 @@ static bool select_now(corio_select_op *op, int *rc)
             op->result = -ESHUTDOWN;
             return true;
         }
-        if (!room(q) || q->putters.head)
+        if (!room(q) || waiting(&q->putters))
             return false;
         int r = put_now(q, op->item);
         if (r < 0) {
