@@ -1,10 +1,13 @@
 /* corio_bench - corio's side of the peer benchmarks in ../shared/peers.
  *
  * Usage: corio_bench WORKLOAD N [D]
- *   w1  N [D]  N tasks each sleep D seconds (default 1) at once; main waits for all of them
- *   w2b N      N yields in all, shared between two tasks running the same loop
- *   w3  N      spawn N tasks returning 2*i, then await them all; the sum must be N*(N-1)
- *   w3i N      N times: create one task, await it, release it (nothing piles up)
+ *   w1   N [D]  N tasks each sleep D seconds (default 1) at once; main waits for all of them
+ *   w2   N      N round trips of one item between two tasks through two queues
+ *   w2b  N      N yields in all, shared between two tasks running the same loop
+ *   w2c  N      N items through one bounded queue, 1,000 producers to 1,000 consumers
+ *   w3   N      spawn N tasks returning 2*i, then await them all; the sum must be N*(N-1)
+ *   w3i  N      N times: create one task, await it, release it (nothing piles up)
+ *   lock N      N lock acquisitions in all, handed over among 10,000 contending tasks
  *
  * Prints one JSON line to stdout:
  *   {"workload":"w1","runtime":"corio","n":N,"d":D,"wall_s":..,"rss_kb":..,"ns_per_op":..}
@@ -15,6 +18,37 @@
  * W1 waits by awaiting every handle in order (CORIO_BENCH_W1=spawn instead spawns detached
  * sleepers and polls a counter with short sleeps, for comparison). Each sleeper checks on
  * the loop's clock that it slept at least D. Stack size and loop options are the defaults.
+ *
+ * W2 is the peers' w2 (ping-pong): the main task and one ponger task, two FIFO queues of
+ * capacity 1 (as Tokio's mpsc::channel(1) and asyncio.Queue(1); Go's channels there are
+ * unbuffered, Node's are unbounded). One round trip: main puts v on queue a, the ponger
+ * gets it and puts v+1 on queue b, main gets that (two task switches). The ponger does N
+ * round trips and ends; main awaits it and checks that v == N. Timed: all of it, the
+ * queues' and the ponger's creation included (as the peers do).
+ *
+ * W2C: 1,000 producers and 1,000 consumers through one FIFO queue of capacity 1,000 (one
+ * slot per producer). Producer p puts its share of the values 0..N-1 (N/1000 each, the
+ * first N%1000 producers one more); each consumer gets until the queue is shut down. The
+ * 2,000 tasks are created and each runs up to its first wait (consumers in get, producers
+ * on a start event) before the clock starts; timed: from setting the start event, through
+ * awaiting every producer and shutting the queue down (corio_queue_shutdown, not
+ * immediate: the consumers drain what is left), to awaiting every consumer. ns_per_op =
+ * wall ns per item (items/s = 1e9 / ns_per_op). Checked: the consumers got exactly N items,
+ * whose sum and sum of squares are those of 0..N-1.
+ *
+ * LOCK: 10,000 tasks share one corio_lock; task i does N/10000 acquisitions (the first
+ * N%10000 tasks one more), each: acquire, mark the lock held by i (it must have been free),
+ * [yield], check it is still marked i, unmark, release. Before the clock starts the main
+ * task holds the lock and lets every task run up to its first acquire, so all 10,000 wait
+ * in line; the clock starts when main releases the lock and stops once every task has
+ * ended (all awaited). In that run every acquisition is a handoff: the holder's release
+ * passes the lock to the first waiter and makes it ready, the holder's next acquire queues
+ * it at the back and switches away (a task on its last round just ends). ns_per_op = wall ns
+ * per acquisition. The yield is off by default (pure handoff); CORIO_BENCH_LOCK=yield
+ * yields once inside every hold (the others are all waiting, so it adds one trip through
+ * the ready queue per acquisition, and checks that a hold across a suspension excludes).
+ * Checked: N acquisitions, never two holders, and FIFO handoff: acquisition k (from 0)
+ * goes to task k % 10000.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +66,7 @@ static const char *g_workload;
 static long g_n;
 static double g_d = 1.0;
 static int64_t g_d_ns;
+static double g_t0;          /* when the clock started: a workload may restart it */
 static double g_wall_s = -1;
 static int g_failed;
 
@@ -177,6 +212,180 @@ static int w2b(long n)
     return 0;
 }
 
+/* ---- W2: ping-pong through two queues --------------------------------------------------- */
+static corio_queue g_w2a, g_w2b;
+
+static void *ponger(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (long i = 0; i < n; i++) {
+        void *v;
+        int rc = corio_queue_get(&g_w2a, &v);
+        if (rc == 0)
+            rc = corio_queue_put(&g_w2b, (void *)((uintptr_t)v + 1));
+        if (rc < 0)
+            return corio_fail(rc);
+    }
+    return NULL;
+}
+
+static int w2(long n)
+{
+    int rc = corio_queue_init(&g_w2a, CORIO_QUEUE_FIFO, 1, NULL);
+    if (rc == 0)
+        rc = corio_queue_init(&g_w2b, CORIO_QUEUE_FIFO, 1, NULL);
+    if (rc < 0) {
+        fail("corio_queue_init", rc);
+        return rc;
+    }
+    corio_task *p;
+    rc = corio_task_create(&p, corio_coro(ponger, (void *)(intptr_t)n), NULL);
+    if (rc < 0) {
+        fail("corio_task_create", rc);
+        return rc;
+    }
+    uintptr_t v = 0;
+    for (long i = 0; i < n; i++) {
+        void *r;
+        rc = corio_queue_put(&g_w2a, (void *)v);
+        if (rc < 0) {
+            fail("corio_queue_put", rc);
+            break;
+        }
+        rc = corio_queue_get(&g_w2b, &r);
+        if (rc < 0) {
+            fail("corio_queue_get", rc);
+            break;
+        }
+        v = (uintptr_t)r;
+    }
+    if (g_failed)
+        corio_cancel(p);
+    rc = corio_await(p, NULL);
+    corio_task_release(p);
+    if (rc < 0 && !g_failed)
+        fail("the ponger", rc);
+    if (!g_failed && v != (uintptr_t)n) {
+        fprintf(stderr, "corio_bench w2: final value %" PRIuPTR ", expected %ld\n", v, n);
+        g_failed = 1;
+    }
+    corio_queue_destroy(&g_w2a);
+    corio_queue_destroy(&g_w2b);
+    return 0;
+}
+
+/* ---- W2C: producers and consumers through one bounded queue ------------------------------ */
+#define W2C_PRODUCERS 1000
+#define W2C_CONSUMERS 1000
+#define W2C_CAPACITY 1000
+
+static corio_queue g_w2c_q;
+static corio_event g_w2c_go;
+static long g_w2c_started;                     /* tasks that reached their first wait */
+static uint64_t g_w2c_count, g_w2c_sum, g_w2c_sumsq;
+
+static void *producer(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    long per = g_n / W2C_PRODUCERS, extra = g_n % W2C_PRODUCERS;
+    long first = id * per + (id < extra ? id : extra);
+    long count = per + (id < extra);
+    g_w2c_started++;
+    int rc = corio_event_wait(&g_w2c_go);
+    for (long v = first; rc == 0 && v < first + count; v++)
+        rc = corio_queue_put(&g_w2c_q, (void *)(uintptr_t)v);
+    return rc < 0 ? corio_fail(rc) : NULL;
+}
+
+static void *consumer(void *arg)
+{
+    (void)arg;
+    uint64_t count = 0, sum = 0, sumsq = 0;
+    void *item;
+    int rc;
+    g_w2c_started++;
+    while ((rc = corio_queue_get(&g_w2c_q, &item)) == 0) {
+        uint64_t v = (uintptr_t)item;
+        count++;
+        sum += v;
+        sumsq += v * v;
+    }
+    g_w2c_count += count;
+    g_w2c_sum += sum;
+    g_w2c_sumsq += sumsq;
+    return rc == -ESHUTDOWN ? NULL : corio_fail(rc);
+}
+
+/* Await and release t[0..n-1]; the first failure is reported as `what`. */
+static void await_all(corio_task **t, long n, const char *what)
+{
+    for (long i = 0; i < n; i++) {
+        int rc = corio_await(t[i], NULL);
+        corio_task_release(t[i]);
+        if (rc < 0 && !g_failed)
+            fail(what, rc);
+    }
+}
+
+static int w2c(long n)
+{
+    static corio_task *prod[W2C_PRODUCERS], *cons[W2C_CONSUMERS];
+    long np = 0, nc = 0;
+    int rc = corio_queue_init(&g_w2c_q, CORIO_QUEUE_FIFO, W2C_CAPACITY, NULL);
+    if (rc == 0)
+        rc = corio_event_init(&g_w2c_go);
+    if (rc < 0) {
+        fail("init", rc);
+        return rc;
+    }
+    while (rc == 0 && nc < W2C_CONSUMERS) {
+        rc = corio_task_create(&cons[nc], corio_coro(consumer, NULL), NULL);
+        nc += rc == 0;
+    }
+    while (rc == 0 && np < W2C_PRODUCERS) {
+        rc = corio_task_create(&prod[np], corio_coro(producer, (void *)(intptr_t)np), NULL);
+        np += rc == 0;
+    }
+    if (rc < 0)
+        fail("corio_task_create", rc);
+    /* Let every task reach its first wait (one yield runs each ready task once). */
+    while (rc == 0 && g_w2c_started < W2C_PRODUCERS + W2C_CONSUMERS)
+        rc = corio_yield();
+    if (rc < 0 && !g_failed)
+        fail("corio_yield", rc);
+    g_t0 = now_s(); /* the clock starts here */
+    if (g_failed) {
+        for (long i = 0; i < np; i++)
+            corio_cancel(prod[i]);
+    }
+    corio_event_set(&g_w2c_go);
+    await_all(prod, np, "a producer");
+    rc = corio_queue_shutdown(&g_w2c_q, 0);
+    if (rc < 0 && !g_failed)
+        fail("corio_queue_shutdown", rc);
+    await_all(cons, nc, "a consumer");
+    if (g_failed)
+        return 0;
+    uint64_t sum = 0, sumsq = 0;
+    for (uint64_t v = 0; v < (uint64_t)n; v++) {
+        sum += v;
+        sumsq += v * v;
+    }
+    if (g_w2c_count != (uint64_t)n || g_w2c_sum != sum || g_w2c_sumsq != sumsq) {
+        fprintf(stderr,
+                "corio_bench w2c: consumers got %" PRIu64 " items (sum %" PRIu64
+                ", sum of squares %" PRIu64 "), expected %ld (%" PRIu64 ", %" PRIu64 ")\n",
+                g_w2c_count, g_w2c_sum, g_w2c_sumsq, n, sum, sumsq);
+        g_failed = 1;
+    }
+    rc = corio_queue_destroy(&g_w2c_q);
+    if (rc == 0)
+        rc = corio_event_destroy(&g_w2c_go);
+    if (rc < 0)
+        fail("destroy", rc);
+    return 0;
+}
+
 /* ---- W3 / W3i: spawn and await ---------------------------------------------------------- */
 static void *twice(void *arg)
 {
@@ -243,19 +452,113 @@ static int w3i(long n)
     return 0;
 }
 
+/* ---- LOCK: handoff among 10,000 contending tasks ------------------------------------------ */
+#define LOCK_TASKS 10000
+
+static corio_lock g_lock;
+static int g_lock_yield;       /* CORIO_BENCH_LOCK=yield: yield inside every hold */
+static long g_lock_started;    /* tasks that reached their first acquire */
+static long g_lock_count;      /* acquisitions so far */
+static long g_lock_holder = -1;
+static long g_lock_bad;        /* acquisitions that broke exclusion or FIFO order */
+static char g_lock_first_bad[160];
+
+static void lock_bad(const char *fmt, long a, long b)
+{
+    if (g_lock_bad++ == 0)
+        snprintf(g_lock_first_bad, sizeof g_lock_first_bad, fmt, a, b);
+}
+
+static void *locker(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    long iters = g_n / LOCK_TASKS + (id < g_n % LOCK_TASKS);
+    g_lock_started++;
+    for (long i = 0; i < iters; i++) {
+        int rc = corio_lock_acquire(&g_lock);
+        if (rc < 0)
+            return corio_fail(rc);
+        if (g_lock_holder != -1)
+            lock_bad("task %ld got the lock while task %ld held it", id, g_lock_holder);
+        else if (g_lock_count % LOCK_TASKS != id)
+            lock_bad("task %ld got acquisition %ld out of FIFO order", id, g_lock_count);
+        g_lock_holder = id;
+        g_lock_count++;
+        if (g_lock_yield)
+            rc = corio_yield();
+        if (g_lock_holder != id)
+            lock_bad("task %ld found task %ld holding its lock", id, g_lock_holder);
+        g_lock_holder = -1;
+        int rrc = corio_lock_release(&g_lock);
+        if (rc == 0)
+            rc = rrc;
+        if (rc < 0)
+            return corio_fail(rc);
+    }
+    return NULL;
+}
+
+static int lock_bench(long n)
+{
+    static corio_task *t[LOCK_TASKS];
+    long nt = 0;
+    const char *mode = getenv("CORIO_BENCH_LOCK");
+    g_lock_yield = mode && strcmp(mode, "yield") == 0;
+    int rc = corio_lock_init(&g_lock);
+    if (rc == 0)
+        rc = corio_lock_acquire(&g_lock); /* main holds it: every task waits in line */
+    if (rc < 0) {
+        fail("corio_lock_init/acquire", rc);
+        return rc;
+    }
+    while (rc == 0 && nt < LOCK_TASKS) {
+        rc = corio_task_create(&t[nt], corio_coro(locker, (void *)(intptr_t)nt), NULL);
+        nt += rc == 0;
+    }
+    if (rc < 0)
+        fail("corio_task_create", rc);
+    while (rc == 0 && g_lock_started < LOCK_TASKS)
+        rc = corio_yield();
+    if (rc < 0 && !g_failed)
+        fail("corio_yield", rc);
+    if (g_failed) {
+        for (long i = 0; i < nt; i++)
+            corio_cancel(t[i]);
+    }
+    g_t0 = now_s(); /* the clock starts here */
+    rc = corio_lock_release(&g_lock);
+    if (rc < 0 && !g_failed)
+        fail("corio_lock_release", rc);
+    await_all(t, nt, "a locking task");
+    if (g_failed)
+        return 0;
+    if (g_lock_bad) {
+        fprintf(stderr, "corio_bench lock: %ld bad acquisitions; the first: %s\n", g_lock_bad,
+                g_lock_first_bad);
+        g_failed = 1;
+    } else if (g_lock_count != n) {
+        fprintf(stderr, "corio_bench lock: %ld acquisitions, expected %ld\n", g_lock_count, n);
+        g_failed = 1;
+    }
+    rc = corio_lock_destroy(&g_lock);
+    if (rc < 0)
+        fail("corio_lock_destroy", rc);
+    return 0;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 static void *bench_main(void *arg)
 {
     int (*fn)(long) = (int (*)(long))arg;
-    double t0 = now_s();
+    g_t0 = now_s();
     fn(g_n);
-    g_wall_s = now_s() - t0;
+    g_wall_s = now_s() - g_t0;
     return NULL;
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: corio_bench w1 N [D] | w2b N | w3 N | w3i N\n");
+    fprintf(stderr, "usage: corio_bench w1 N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N\n");
     exit(2);
 }
 
@@ -281,12 +584,18 @@ int main(int argc, char **argv)
         fn = w1;
     else if (argc == 4)
         usage();
+    else if (strcmp(g_workload, "w2") == 0)
+        fn = w2;
     else if (strcmp(g_workload, "w2b") == 0)
         fn = w2b;
+    else if (strcmp(g_workload, "w2c") == 0)
+        fn = w2c;
     else if (strcmp(g_workload, "w3") == 0)
         fn = w3;
     else if (strcmp(g_workload, "w3i") == 0)
         fn = w3i;
+    else if (strcmp(g_workload, "lock") == 0)
+        fn = lock_bench;
     else
         usage();
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # corio's benchmarks beside the peer runtimes of ../shared/peers (Go, Tokio, Node, libuv).
 #
-# Usage: bench/run.sh [--no-peers] [w1] [w2b] [w3] [w3i]     (no workload = all four)
+# Usage: bench/run.sh [--no-peers] [w1] [w2] [w2b] [w2c] [w3] [w3i] [lock]   (none = all seven)
 # Env:   REPS=3        runs per point; the table shows medians
 #        PEERS_SLOW=1  add asyncio and uvloop (tens of seconds per W1 run)
 #        BUILD=build   where corio_bench was built (`make` does it; `make bench` runs this)
@@ -9,9 +9,18 @@
 # Workloads (corio: build/bench/corio_bench; peers: the commands of ../shared/peers/run.sh):
 #   w1   1,000,000 tasks each sleep 1 s, plus N=0 for the RSS baseline;
 #        RSS/task = (peak RSS - peak RSS at N=0) / N
+#   w2   ping-pong: 10,000,000 round trips of one item between two tasks through two queues
+#        of capacity 1 (peers run 1,000,000, asyncio and uvloop 200,000, as in peers/run.sh;
+#        their channels: Go unbuffered, Tokio mpsc::channel(1), asyncio Queue(1), Node unbounded)
 #   w2b  10,000,000 yields (peers that are slow at it run 1,000,000, as in peers/run.sh)
+#   w2c  10,000,000 items from 1,000 producers to 1,000 consumers through one queue of
+#        capacity 1,000; ns/op = ns per item, items/s = 1e9 / ns/op (corio only)
 #   w3   spawn 1,000,000 tasks returning 2*i, await them all, check the sum
 #   w3i  10,000,000 times spawn one task and await it (corio only: the peers have no w3i)
+#   lock 10,000,000 acquisitions of one lock handed over among 10,000 tasks that all wait
+#        in line (FIFO handoff); ns/op = ns per acquisition (corio only; CORIO_BENCH_LOCK=yield
+#        in the environment yields inside every hold). The header of bench/corio_bench.c says
+#        exactly what each corio workload times.
 # Every time is taken inside the program (workload only, no process start-up); ns/op =
 # time / N. Peers' peak RSS comes from /usr/bin/time -v, corio's from its own getrusage.
 # Raw runs go to $BUILD/bench/results.tsv (and corio's JSON lines to results.jsonl).
@@ -29,19 +38,19 @@ JSONL="$OUTDIR/results.jsonl"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-usage() { echo "usage: bench/run.sh [--no-peers] [w1] [w2b] [w3] [w3i]" >&2; exit 2; }
+usage() { echo "usage: bench/run.sh [--no-peers] [w1] [w2] [w2b] [w2c] [w3] [w3i] [lock]" >&2; exit 2; }
 
 peers=1
 workloads=()
 for a in "$@"; do
     case $a in
         --no-peers) peers=0 ;;
-        w1|w2b|w3|w3i) workloads+=("$a") ;;
+        w1|w2|w2b|w2c|w3|w3i|lock) workloads+=("$a") ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $a" >&2; usage ;;
     esac
 done
-[ ${#workloads[@]} -eq 0 ] && workloads=(w1 w2b w3 w3i)
+[ ${#workloads[@]} -eq 0 ] && workloads=(w1 w2 w2b w2c w3 w3i lock)
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "REPS must be a positive integer" >&2; exit 2; }
 
 if [ ! -x "$CORIO" ]; then
@@ -180,6 +189,17 @@ run_w1() {
         fi
     done
 }
+run_w2() {  # the peers' channels: see the header; tokio-ct-spawned ping-pongs from a spawned task
+    corio w2 10000000
+    peer go-1p w2 1000000 0 env GOMAXPROCS=1 $GO w2 1000000
+    peer tokio-ct w2 1000000 0 $RS w2 1000000
+    peer tokio-ct-spawned w2 1000000 0 env SPAWN=1 $RS w2 1000000
+    peer node w2 1000000 0 node $JS w2 1000000
+    if slow; then
+        peer asyncio w2 200000 0 python3 py/bench.py w2 200000
+        peer uvloop w2 200000 0 /usr/bin/python3 py/bench.py --uvloop w2 200000
+    fi
+}
 run_w2b() {
     corio w2b 10000000
     peer go-1p w2b 10000000 0 env GOMAXPROCS=1 $GO w2b 10000000
@@ -203,6 +223,8 @@ run_w3() {
     fi
 }
 run_w3i() { corio w3i 10000000; }
+run_w2c() { corio w2c 10000000; }
+run_lock() { corio lock 10000000; }
 
 echo "== $(date -u '+%F %T') UTC, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), REPS=$REPS"
 for w in "${workloads[@]}"; do
@@ -258,6 +280,18 @@ done
 echo
 echo "ratio = corio's median ns/op / the peer's (below 1: corio is faster). w2b: node runs 1M"
 echo "setImmediate yields, node-microtask 10M 'await null'; tokio-ct-spawned yields in a spawned task."
+if [[ " ${workloads[*]} " == *" w2 "* ]]; then
+    echo "w2: ns/op = ns per round trip (put + get each way); corio's queues have capacity 1, like"
+    echo "Tokio's mpsc::channel(1) and asyncio.Queue(1); Go's channels are unbuffered, Node's unbounded."
+fi
+if [ "${corio_nsop[w2c]:-NA}" != NA ]; then
+    echo "w2c: corio moves $(awk -v x="${corio_nsop[w2c]}" 'BEGIN{printf "%.1f", 1e3 / x}') million items/s" \
+         "(1,000 producers, 1,000 consumers, one queue of capacity 1,000)."
+fi
+if [ "${corio_nsop[lock]:-NA}" != NA ]; then
+    echo "lock: ns/op = ns per acquisition, every one a FIFO handoff among 10,000 waiting tasks$( \
+        [ "${CORIO_BENCH_LOCK:-}" = yield ] && echo " (CORIO_BENCH_LOCK=yield: one yield per hold)")."
+fi
 [ -z "$PEERS" ] && echo "(no peer figures: corio alone)"
 [ ${#contended[@]} -gt 0 ] && echo "CONTENDED (other processes were busy; rerun when idle): ${contended[*]}"
 if [ -d /sys/module/page_reporting ] && [[ " ${workloads[*]} " == *" w1 "* ]]; then
