@@ -13,6 +13,7 @@
 #include "stack.h"
 #include "timer.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -246,8 +247,9 @@ corio_task *corio__pick_next_slow(corio_loop *l);
 int corio__stack_class(corio_loop *l, size_t size);
 
 /* task.c */
-void corio__wake(corio_loop *l, corio__wait *w, int result);
-int corio__suspend(corio_loop *l, corio_task *self, corio__wait *w);
+void corio__switch_away(corio_loop *l, corio_task *self);
+bool corio__suspend_interrupted(corio__wait *w);
+void corio__credit_interruption(corio_task *self);
 void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to);
 bool corio__task_prepare(corio_loop *l, corio_task *t);
 void corio__task_end_unstarted(corio_loop *l, corio_task *t, int status);
@@ -305,6 +307,12 @@ static inline corio_task *corio__ready_pop(corio_loop *l)
  * it ever ran) stays inline; the rest is corio__pick_next_slow. */
 static inline corio_task *corio__pick_next(corio_loop *l)
 {
+    /* A new turn with nothing but tasks to run (no timers, no I/O, no
+     * deferred calls, not stopping): take the snapshot here, inline. This is
+     * every switch of a ping-pong between two tasks. */
+    if (l->turn_left == 0 && l->ready_count && !l->stopping && !l->soon_head &&
+        corio__timers_empty(&l->timers) && !corio__poller_busy(&l->poller))
+        l->turn_left = l->ready_count;
     if (__builtin_expect(l->turn_left != 0, 1)) {
         corio_task *t = l->ready_head;
         if (__builtin_expect(t->state != CORIO__T_NEW || !(t->flags & CORIO__TF_CANCELLED), 1)) {
@@ -325,9 +333,42 @@ static inline corio_task *corio__self(corio_loop **lp)
     return l ? l->current : NULL;
 }
 
+/* Resolve a wait: its task becomes ready and its suspension returns result. */
+static inline void corio__wake(corio_loop *l, corio__wait *w, int result)
+{
+    w->woken = true;
+    w->result = result;
+    w->task->state = CORIO__T_READY;
+    corio__ready_push(l, w->task);
+}
+
 static inline corio_loop *corio__task_loop(const corio_task *t)
 {
     return ((corio__task_slab *)((uintptr_t)t & ~(uintptr_t)(CORIO__TASK_SLAB_BYTES - 1)))->loop;
+}
+
+
+/* ---- the suspension: inline, since every blocking call in every module is
+ * built on it (the slow halves are in task.c) ---- */
+static inline __attribute__((always_inline)) int corio__suspend(corio_loop *l, corio_task *self,
+                                                               corio__wait *w)
+{
+    w->task = self;
+    w->woken = false;
+    w->interrupted = false;
+    w->result = 0;
+    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
+        w->cancel && corio__suspend_interrupted(w))
+        return -ECANCELED; /* level-triggered: a cancelled task does not wait */
+    self->wait = w;
+    self->state = CORIO__T_WAITING;
+    if (__builtin_expect(corio__suspend_hook != NULL, 0))
+        corio__suspend_hook(l, self, w);
+    corio__switch_away(l, self);
+    self->wait = NULL;
+    if (__builtin_expect(w->interrupted, 0))
+        corio__credit_interruption(self); /* to the outermost cause visible now */
+    return w->result;
 }
 
 #endif

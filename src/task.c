@@ -322,7 +322,7 @@ corio__suspend_hook_fn *corio__suspend_hook;
 
 /* The slow half of a suspension's cancel check: the task or one of its scopes
  * is cancelled. True (and the wait undone) if this suspension must not wait. */
-static bool suspend_interrupted(corio__wait *w)
+bool corio__suspend_interrupted(corio__wait *w)
 {
     corio__scope *cause = corio__interrupt_cause(w->task);
     if (!cause)
@@ -335,45 +335,16 @@ static bool suspend_interrupted(corio__wait *w)
 /* An interrupted suspension is credited as it resumes, to the outermost
  * cause visible then (it cannot have gone away: scopes end only when their
  * task runs, and a cancel stays). */
-static void credit_interruption(corio_task *self)
+void corio__credit_interruption(corio_task *self)
 {
     corio__scope *cause = corio__interrupt_cause(self);
     if (cause)
         corio__credit(cause);
 }
 
-static inline __attribute__((always_inline)) int suspend(corio_loop *l, corio_task *self,
-                                                        corio__wait *w)
+void corio__switch_away(corio_loop *l, corio_task *self)
 {
-    w->task = self;
-    w->woken = false;
-    w->interrupted = false;
-    w->result = 0;
-    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
-        w->cancel && suspend_interrupted(w))
-        return -ECANCELED;
-    self->wait = w;
-    self->state = CORIO__T_WAITING;
-    if (__builtin_expect(corio__suspend_hook != NULL, 0))
-        corio__suspend_hook(l, self, w);
     switch_away(l, self);
-    self->wait = NULL;
-    if (__builtin_expect(w->interrupted, 0))
-        credit_interruption(self);
-    return w->result;
-}
-
-int corio__suspend(corio_loop *l, corio_task *self, corio__wait *w)
-{
-    return suspend(l, self, w);
-}
-
-void corio__wake(corio_loop *l, corio__wait *w, int result)
-{
-    w->woken = true;
-    w->result = result;
-    w->task->state = CORIO__T_READY;
-    corio__ready_push(l, w->task);
 }
 
 /* ---- creating and releasing ---------------------------------------------------------- */
@@ -501,7 +472,7 @@ static inline __attribute__((always_inline)) int wait_task(corio_loop *l, corio_
     aw.a.wait = &aw.w;
     aw.a.next = t->awaiters;
     t->awaiters = &aw.a;
-    return suspend(l, self, &aw.w);
+    return corio__suspend(l, self, &aw.w);
 }
 
 int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
@@ -608,7 +579,7 @@ int corio_sleep_ns(int64_t ns)
     int rc = corio__timers_add(&l->timers, &s.timer, deadline, sleep_fire);
     if (rc < 0)
         return rc;
-    return suspend(l, self, &s.w);
+    return corio__suspend(l, self, &s.w);
 }
 
 int corio_sleep(double seconds)
