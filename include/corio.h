@@ -359,7 +359,8 @@ int corio_task_remove_done_callback(corio_task *t, corio_done_fn *cb, void *arg)
  * timeout scopes (-ECANCELED), and waiters are served first come, first
  * served. A cancelled waiter leaves the object as if it had never waited: a
  * permit, a lock or a notification it had been handed goes to the next
- * waiter. NULL objects give -EINVAL; waits outside a task give -EPERM.
+ * waiter. NULL objects give -EINVAL; waits outside a task give -EPERM, even
+ * those that would not have to wait this time.
  *
  * Lock: FIFO handoff. release gives the lock straight to the first waiter,
  * so a task that releases and re-acquires in a loop queues behind the
@@ -378,7 +379,8 @@ int corio_task_remove_done_callback(corio_task *t, corio_done_fn *cb, void *arg)
  *
  * Barrier (asyncio.Barrier): wait returns this task's arrival index (0 ..
  * parties-1) once `parties` tasks have arrived; the barrier then starts over.
- * A task cancelled while the barrier fills leaves it (the count drops). After
+ * A task cancelled while the barrier fills leaves it (the count drops, so, as
+ * in asyncio, a later arrival may get an index already handed out). After
  * abort, waiters and later callers get -EPIPE until reset; reset also sends
  * -EPIPE to the tasks waiting at that moment and empties the barrier. */
 typedef struct corio_event { _Alignas(8) unsigned char opaque_[40]; } corio_event;
@@ -433,7 +435,8 @@ int corio_barrier_broken(const corio_barrier *b);
  * that compare equal in the order they were put.
  *
  * put suspends while the queue is full, get while it is empty (FIFO among
- * waiters); try_put / try_get return -EAGAIN instead. An item is never lost
+ * waiters); try_put / try_get return -EAGAIN instead, and are the ones to
+ * use outside a task (put, get and join give -EPERM there). An item is never lost
  * or delivered twice: a getter cancelled after an item was handed to it gives
  * the item back to the front of the queue (to the next getter, if one
  * waits); a putter cancelled after space was made for it gives the space to
@@ -471,7 +474,8 @@ int corio_queue_shutdown(corio_queue *q, int immediate);
  * you favour first). Returns the index of the one that completed, with its
  * status in ops[i].result (0, or -ESHUTDOWN for a queue shut down) and, for
  * a get, the item in *ops[i].item_out; or -ETIMEDOUT, -ECANCELED, -EINVAL
- * (n == 0, bad op, NULL queue), -EXDEV, -EPERM, -ENOMEM. */
+ * (n == 0, bad op, NULL queue), -EXDEV, -EPERM (outside a task, unless
+ * timeout is 0), -ENOMEM. */
 enum corio_select_kind { CORIO_SELECT_GET = 1, CORIO_SELECT_PUT };
 typedef struct corio_select_op {
     int kind;

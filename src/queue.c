@@ -231,10 +231,13 @@ static void wake_joiners(queue *q)
         corio__wake(q->loop, j->wait, 0);
 }
 
-/* A put that can go ahead now: 0, or -ENOMEM (nothing put). */
+/* A put that can go ahead now: 0, or -ENOMEM (nothing put). The buffer
+ * keeps room for one more item per waiting getter, so that whichever of
+ * them is handed an item and then cancelled can give it back (pass_on
+ * cannot fail). */
 static int put_now(queue *q, void *item)
 {
-    if (reserve(q, q->count + 1) < 0)
+    if (reserve(q, q->count + q->ngetters + 1) < 0)
         return -ENOMEM;
     q->unfinished++;
     deliver(q, item, false);
@@ -385,12 +388,12 @@ int corio_queue_put(corio_queue *pq, void *item)
     int rc = check_queue(q);
     if (rc < 0)
         return rc;
+    if (!self)
+        return -EPERM; /* a call that may suspend, even if this one would not */
     if (q->shut)
         return -ESHUTDOWN;
     if (room(q) && !waiting(&q->putters))
         return put_now(q, item);
-    if (!self)
-        return -EPERM;
     single s;
     single_init(&s, q, "a queue put");
     waiter_link(&s.qw, &s.wt, q, true, 0, item);
@@ -402,8 +405,7 @@ int corio_queue_put(corio_queue *pq, void *item)
     if (q->shut)
         return -ESHUTDOWN; /* shut down after the space was promised */
     rc = put_now(q, item);
-    if (rc < 0)
-        space_freed(q);
+    space_freed(q); /* the item may have gone straight to a getter: room is left */
     return rc;
 }
 
@@ -432,6 +434,8 @@ int corio_queue_get(corio_queue *pq, void **item)
     int rc = check_queue(q);
     if (rc < 0)
         return rc;
+    if (!self)
+        return -EPERM;
     if (q->count) {
         void *it = get_now(q);
         if (item)
@@ -440,8 +444,6 @@ int corio_queue_get(corio_queue *pq, void **item)
     }
     if (q->shut)
         return -ESHUTDOWN;
-    if (!self)
-        return -EPERM;
     if (reserve(q, q->count + q->ngetters + 1) < 0)
         return -ENOMEM; /* room to give the item back if this getter is cancelled */
     single s;
@@ -488,9 +490,12 @@ int corio_queue_init(corio_queue *pq, int kind, size_t maxsize, corio_cmp_fn *cm
 
 int corio_queue_destroy(corio_queue *pq)
 {
-    if (!pq || Q(pq)->magic != QUEUE_MAGIC)
+    if (!pq)
         return -EINVAL;
     queue *q = Q(pq);
+    int rc = check_queue(q);
+    if (rc < 0)
+        return rc;
     if (waiting(&q->getters) || waiting(&q->putters) || q->joiners.head || q->reserved)
         return -EBUSY;
     free(q->buf);
@@ -551,10 +556,10 @@ int corio_queue_join(corio_queue *pq)
     int rc = check_queue(q);
     if (rc < 0)
         return rc;
-    if (q->unfinished == 0)
-        return 0;
     if (!self)
         return -EPERM;
+    if (q->unfinished == 0)
+        return 0;
     single s = {.qw = {.w = {.cancel = join_cancel, .what = "a queue join"}}, .q = q};
     s.wt = (corio__waiter){.wait = &s.qw.w, .won = &s.qw.won};
     corio__waitlist_push(&q->joiners, &s.wt);
@@ -640,6 +645,8 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
         if (rc < 0)
             return rc;
     }
+    if (!self && timeout != 0)
+        return -EPERM; /* only a poll may be made outside a task */
     for (size_t i = 0; i < n; i++) {
         int rc = 0;
         if (select_now(&ops[i], &rc))
@@ -647,8 +654,6 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
     }
     if (timeout == 0)
         return -ETIMEDOUT;
-    if (!self)
-        return -EPERM;
     for (size_t i = 0; i < n; i++) /* room for a cancelled getter to give its item back */
         if (ops[i].kind == CORIO_SELECT_GET) {
             queue *q = Q(ops[i].queue);
@@ -702,10 +707,9 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
         return i;
     }
     rc = put_now(q, ops[i].item);
-    if (rc < 0) {
-        space_freed(q);
+    space_freed(q); /* the item may have gone straight to a getter: room is left */
+    if (rc < 0)
         return rc;
-    }
     ops[i].result = 0;
     return i;
 }

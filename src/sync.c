@@ -48,11 +48,24 @@ static int head_check(sync_head *h)
     return 0;
 }
 
-static int head_destroy(sync_head *h, bool busy)
+/* A call that may suspend: inside a task (of this thread's loop), even when
+ * this time it would not have to wait, so that a program is right or wrong
+ * whatever the timing. */
+static int head_check_wait(sync_head *h)
 {
-    if (!h || h->magic != SYNC_MAGIC)
-        return -EINVAL;
-    if (h->waiters.head || busy)
+    int rc = head_check(h);
+    if (rc == 0 && !(corio__tls_loop && corio__tls_loop->current))
+        rc = -EPERM;
+    return rc;
+}
+
+/* busy: read only once the object is known to be initialized. */
+static int head_destroy(sync_head *h, const bool *busy)
+{
+    int rc = head_check(h);
+    if (rc < 0)
+        return rc;
+    if (h->waiters.head || (busy && *busy))
         return -EBUSY;
     h->magic = 0;
     return 0;
@@ -124,7 +137,7 @@ int corio_event_init(corio_event *pe)
 
 int corio_event_destroy(corio_event *pe)
 {
-    return pe ? head_destroy(&EV(pe)->h, false) : -EINVAL;
+    return pe ? head_destroy(&EV(pe)->h, NULL) : -EINVAL;
 }
 
 int corio_event_set(corio_event *pe)
@@ -155,7 +168,7 @@ int corio_event_is_set(const corio_event *pe)
 
 int corio_event_wait(corio_event *pe)
 {
-    int rc = pe ? head_check(&EV(pe)->h) : -EINVAL;
+    int rc = pe ? head_check_wait(&EV(pe)->h) : -EINVAL;
     if (rc < 0)
         return rc;
     if (EV(pe)->set)
@@ -196,7 +209,7 @@ int corio_lock_init(corio_lock *pl)
 
 int corio_lock_destroy(corio_lock *pl)
 {
-    return pl ? head_destroy(&LK(pl)->h, LK(pl)->locked) : -EINVAL;
+    return pl ? head_destroy(&LK(pl)->h, &LK(pl)->locked) : -EINVAL;
 }
 
 int corio_lock_try_acquire(corio_lock *pl)
@@ -222,7 +235,7 @@ static int lock_acquire(lock *k, bool shielded)
 
 int corio_lock_acquire(corio_lock *pl)
 {
-    int rc = pl ? head_check(&LK(pl)->h) : -EINVAL;
+    int rc = pl ? head_check_wait(&LK(pl)->h) : -EINVAL;
     if (rc < 0)
         return rc;
     if (!LK(pl)->locked) {
@@ -295,7 +308,7 @@ int corio_sem_init_bounded(corio_sem *ps, int value)
 
 int corio_sem_destroy(corio_sem *ps)
 {
-    return ps ? head_destroy(&SM(ps)->h, false) : -EINVAL;
+    return ps ? head_destroy(&SM(ps)->h, NULL) : -EINVAL;
 }
 
 int corio_sem_try_acquire(corio_sem *ps)
@@ -311,7 +324,7 @@ int corio_sem_try_acquire(corio_sem *ps)
 
 int corio_sem_acquire(corio_sem *ps)
 {
-    int rc = ps ? head_check(&SM(ps)->h) : -EINVAL;
+    int rc = ps ? head_check_wait(&SM(ps)->h) : -EINVAL;
     if (rc < 0)
         return rc;
     if (SM(ps)->value > 0) {
@@ -378,10 +391,13 @@ int corio_cond_destroy(corio_cond *pc)
     if (!pc)
         return -EINVAL;
     cond *c = CD(pc);
-    bool own = c->h.magic == SYNC_MAGIC && c->lk == LK(&c->own);
+    int rc = head_check(&c->h);
+    if (rc < 0)
+        return rc;
+    bool own = c->lk == LK(&c->own);
     if (own && (c->lk->locked || c->lk->h.waiters.head))
         return -EBUSY;
-    int rc = head_destroy(&c->h, false);
+    rc = head_destroy(&c->h, NULL);
     if (rc == 0 && own)
         corio_lock_destroy(&c->own);
     return rc;
@@ -416,6 +432,15 @@ int corio_cond_wait(corio_cond *pc)
     lock_pass(c->lk);                                     /* release */
     rc = sync_block(&c->h, "a condition", cond_pass_on, true, 0, NULL);
     lock_acquire(c->lk, true); /* re-acquire, even when cancelled (asyncio does too) */
+    corio_task *self = corio__self(&l);
+    corio__scope *cause;
+    if (rc == 0 && (cause = corio__interrupt_cause(self))) {
+        /* cancelled while it re-acquired: report it, and hand the
+         * notification it consumed to the next waiter (asyncio 3.13) */
+        corio__credit(cause);
+        wake_first(&c->h, 0);
+        rc = -ECANCELED;
+    }
     return rc;
 }
 
@@ -424,6 +449,8 @@ int corio_cond_wait_for(corio_cond *pc, int (*pred)(void *arg), void *arg)
     if (!pred)
         return -EINVAL;
     int rc = cond_check(pc);
+    if (rc == 0 && !(corio__tls_loop && corio__tls_loop->current))
+        rc = -EPERM;
     if (rc < 0)
         return rc;
     while (!pred(arg))
@@ -482,7 +509,7 @@ int corio_barrier_init(corio_barrier *pb, int parties)
 
 int corio_barrier_destroy(corio_barrier *pb)
 {
-    return pb ? head_destroy(&BR(pb)->h, false) : -EINVAL;
+    return pb ? head_destroy(&BR(pb)->h, NULL) : -EINVAL;
 }
 
 int corio_barrier_wait(corio_barrier *pb)
