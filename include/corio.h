@@ -440,7 +440,10 @@ int corio_barrier_broken(const corio_barrier *b);
  * or delivered twice: a getter cancelled after an item was handed to it gives
  * the item back to the front of the queue (to the next getter, if one
  * waits); a putter cancelled after space was made for it gives the space to
- * the next putter, and its item was not put.
+ * the next putter, and its item was not put. (Two items given back go to the
+ * front one after the other, so the second comes out first; a given-back
+ * item may make the queue hold one more than maxsize for a while. After an
+ * immediate shutdown a given-back item is dropped and counted done.)
  *
  * task_done / join: as asyncio; task_done more often than items were put:
  * -EOVERFLOW. shutdown (asyncio 3.13): put fails with -ESHUTDOWN at once,

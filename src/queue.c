@@ -35,6 +35,7 @@ typedef struct queue {
     uint32_t magic;
     uint8_t kind;
     bool shut;                 /* shutdown: puts fail; gets fail once empty */
+    bool dropping;             /* shut down immediately: items given back are dropped */
     corio_loop *loop;
     corio__waitlist getters, putters, joiners;
     void *buf;                 /* FIFO: ring of void *; LIFO: stack; PRIORITY: heap */
@@ -313,6 +314,9 @@ static void qwait_pass_on(corio__wait *w)
     if (won->value < 0) { /* a putter: the promised space goes to the next one */
         q->reserved--;
         space_freed(q);
+    } else if (q->dropping) { /* shut down immediately since: dropped, counted done */
+        if (q->unfinished && --q->unfinished == 0)
+            wake_joiners(q);
     } else {              /* a getter: the item goes back to the front */
         deliver(q, won->item, true);
     }
@@ -577,6 +581,8 @@ int corio_queue_shutdown(corio_queue *pq, int immediate)
     if (rc < 0)
         return rc;
     q->shut = true;
+    if (immediate)
+        q->dropping = true;
     if (immediate && q->count) { /* drop what is queued; it counts as done */
         q->unfinished = q->unfinished > q->count ? q->unfinished - q->count : 0;
         q->count = 0;

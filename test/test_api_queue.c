@@ -3179,7 +3179,9 @@ struct outside {
     corio_queue *q, *e; /* q full (maxsize 1, one unfinished), e empty */
     int ran;
     int put, get, join, sel_wait, sel_timeout, sel_poll, try_get;
-    void *got;
+    /* calls that would not have to wait this time: -EPERM all the same */
+    int put_room, get_ready, join_none, sel_ready, sel_ready_timeout, sel_ready_poll;
+    void *got, *ready_out;
 };
 
 static void outside_calls(struct outside *o)
@@ -3194,6 +3196,18 @@ static void outside_calls(struct outside *o)
     o->sel_timeout = corio_select(&op, 1, 1.0);
     o->sel_poll = corio_select(&op, 1, 0);
     ASSERT_PTR_EQ(it, SENTINEL);
+    o->put_room = corio_queue_put(o->e, IT(3));      /* e has room */
+    o->ready_out = SENTINEL;
+    o->get_ready = corio_queue_get(o->q, &o->ready_out); /* q holds 1 */
+    o->join_none = corio_queue_join(o->e);           /* nothing unfinished on e */
+    corio_select_op rop = {.kind = CORIO_SELECT_GET, .queue = o->q, .item_out = &o->ready_out,
+                           .result = NOT_YET};
+    o->sel_ready = corio_select(&rop, 1, -1);
+    o->sel_ready_timeout = corio_select(&rop, 1, 1.0);
+    corio_select_op pop = {.kind = CORIO_SELECT_PUT, .queue = o->e, .item = IT(4),
+                           .result = NOT_YET};
+    o->sel_ready_poll = corio_select(&pop, 1, 0); /* a poll may be made anywhere */
+    ASSERT_EQ(rop.result, NOT_YET);
     o->got = SENTINEL;
     o->try_get = corio_queue_try_get(o->q, &o->got); /* no wait: fine anywhere */
     o->ran++;
@@ -3208,13 +3222,23 @@ static void check_outside(struct outside *o)
     ASSERT_EQ(o->sel_wait, -EPERM);
     ASSERT_EQ(o->sel_timeout, -EPERM);
     ASSERT_EQ(o->sel_poll, -ETIMEDOUT);
+    ASSERT_EQ(o->put_room, -EPERM);
+    ASSERT_EQ(o->get_ready, -EPERM);
+    ASSERT_EQ(o->join_none, -EPERM);
+    ASSERT_EQ(o->sel_ready, -EPERM);
+    ASSERT_EQ(o->sel_ready_timeout, -EPERM);
+    ASSERT_PTR_EQ(o->ready_out, SENTINEL); /* the refused calls took nothing */
+    ASSERT_EQ(o->sel_ready_poll, 0);
     ASSERT_EQ(o->try_get, 0);
     ASSERT_EQ(NUM(o->got), 1);
-    /* nothing was left waiting, nothing put */
+    /* nothing was left waiting; only the poll put its item */
     expect_nothing(o->q);
+    ASSERT_EQ(take(o->e), 4);
     expect_nothing(o->e);
     ASSERT_EQ(corio_queue_task_done(o->q), 0);
     ASSERT_EQ(corio_queue_task_done(o->q), -EOVERFLOW);
+    ASSERT_EQ(corio_queue_task_done(o->e), 0);
+    ASSERT_EQ(corio_queue_task_done(o->e), -EOVERFLOW);
     ASSERT_EQ(corio_queue_destroy(o->q), 0);
     ASSERT_EQ(corio_queue_destroy(o->e), 0);
 }
