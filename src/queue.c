@@ -382,6 +382,18 @@ static void waiter_done(queue *q, corio__waiter *wt)
 
 /* ---- put and get ----------------------------------------------------------------------------- */
 
+/* A woken putter puts into the space promised to it: 0, -ESHUTDOWN (shut
+ * down since), -ENOMEM. */
+static int put_promised(queue *q, void *item)
+{
+    q->reserved--;
+    if (q->shut)
+        return -ESHUTDOWN;
+    int rc = put_now(q, item);
+    space_freed(q); /* the item may have gone straight to a getter: room is left */
+    return rc;
+}
+
 int corio_queue_put(corio_queue *pq, void *item)
 {
     corio_loop *l;
@@ -405,12 +417,7 @@ int corio_queue_put(corio_queue *pq, void *item)
     qwait_unlink(&s.qw);
     if (rc < 0)
         return rc; /* -ECANCELED, or -ESHUTDOWN */
-    q->reserved--;
-    if (q->shut)
-        return -ESHUTDOWN; /* shut down after the space was promised */
-    rc = put_now(q, item);
-    space_freed(q); /* the item may have gone straight to a getter: room is left */
-    return rc;
+    return put_promised(q, item);
 }
 
 int corio_queue_try_put(corio_queue *pq, void *item)
@@ -707,15 +714,9 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
         ops[i].result = 0;
         return i;
     }
-    q->reserved--; /* a put: the space promised to it */
-    if (q->shut) {
-        ops[i].result = -ESHUTDOWN;
-        return i;
-    }
-    rc = put_now(q, ops[i].item);
-    space_freed(q); /* the item may have gone straight to a getter: room is left */
-    if (rc < 0)
+    rc = put_promised(q, ops[i].item);
+    if (rc == -ENOMEM)
         return rc;
-    ops[i].result = 0;
+    ops[i].result = rc; /* 0, or -ESHUTDOWN */
     return i;
 }

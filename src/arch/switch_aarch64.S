@@ -18,13 +18,8 @@
 
     .text
 
-/* void corio__ctx_switch(void **from_sp, void *to_sp)   x0 = from_sp, x1 = to_sp */
-    .globl  corio__ctx_switch
-    .hidden corio__ctx_switch
-    .type   corio__ctx_switch, %function
-    .p2align 4
-corio__ctx_switch:
-    .cfi_startproc
+/* Push the callee-saved set (the frame above) and store sp in *x0. */
+.macro SAVE_FRAME
     sub     sp, sp, #176
     stp     d8,  d9,  [sp, #0]
     stp     d10, d11, [sp, #16]
@@ -38,6 +33,16 @@ corio__ctx_switch:
     stp     x29, x30, [sp, #144]
     mov     x2, sp                /* *from_sp = our frame */
     str     x2, [x0]
+.endm
+
+/* void corio__ctx_switch(void **from_sp, void *to_sp)   x0 = from_sp, x1 = to_sp */
+    .globl  corio__ctx_switch
+    .hidden corio__ctx_switch
+    .type   corio__ctx_switch, %function
+    .p2align 4
+corio__ctx_switch:
+    .cfi_startproc
+    SAVE_FRAME
     mov     sp, x1                /* onto the other stack */
 .Lrestore:
     ldp     d8,  d9,  [sp, #0]
@@ -78,19 +83,7 @@ corio__ctx_jump:
     .p2align 4
 corio__ctx_switch_fresh:
     .cfi_startproc
-    sub     sp, sp, #176
-    stp     d8,  d9,  [sp, #0]
-    stp     d10, d11, [sp, #16]
-    stp     d12, d13, [sp, #32]
-    stp     d14, d15, [sp, #48]
-    stp     x19, x20, [sp, #64]
-    stp     x21, x22, [sp, #80]
-    stp     x23, x24, [sp, #96]
-    stp     x25, x26, [sp, #112]
-    stp     x27, x28, [sp, #128]
-    stp     x29, x30, [sp, #144]
-    mov     x2, sp
-    str     x2, [x0]
+    SAVE_FRAME
     ldp     x19, x20, [x1, #64]   /* argument, entry */
     add     sp, x1, #176
     b       corio__ctx_start

@@ -22,13 +22,11 @@
 
     .text
 
-/* void corio__ctx_switch(void **from_sp, void *to_sp)   rdi = from_sp, rsi = to_sp */
-    .globl  corio__ctx_switch
-    .hidden corio__ctx_switch
-    .type   corio__ctx_switch, @function
-    .p2align 4
-corio__ctx_switch:
-    .cfi_startproc
+/* Push the callee-saved registers and FP control words (the frame above),
+ * store rsp in *rdi, and move onto the stack in rsi. Leaves our MXCSR in eax
+ * and x87 control word in edx, for the caller to compare with the other
+ * context's. */
+.macro SAVE_AND_SWITCH
     pushq   %rbp                  /* callee-saved registers, in frame order */
     pushq   %rbx
     pushq   %r12
@@ -42,6 +40,16 @@ corio__ctx_switch:
     movzwl  4(%rsp), %edx         /* the loads forward from the stores */
     movq    %rsp, (%rdi)          /* *from_sp = our frame */
     movq    %rsi, %rsp            /* onto the other stack */
+.endm
+
+/* void corio__ctx_switch(void **from_sp, void *to_sp)   rdi = from_sp, rsi = to_sp */
+    .globl  corio__ctx_switch
+    .hidden corio__ctx_switch
+    .type   corio__ctx_switch, @function
+    .p2align 4
+corio__ctx_switch:
+    .cfi_startproc
+    SAVE_AND_SWITCH
     cmpl    (%rsp), %eax
     jne     .Lload_fp             /* rare: the other context has other FP modes */
     cmpw    4(%rsp), %dx
@@ -100,19 +108,7 @@ corio__ctx_jump:
     .p2align 4
 corio__ctx_switch_fresh:
     .cfi_startproc
-    pushq   %rbp
-    pushq   %rbx
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
-    pushq   $0
-    stmxcsr (%rsp)
-    fnstcw  4(%rsp)
-    movl    (%rsp), %eax
-    movzwl  4(%rsp), %edx
-    movq    %rsp, (%rdi)
-    movq    %rsi, %rsp
+    SAVE_AND_SWITCH
     cmpl    (%rsp), %eax
     jne     .Lfresh_load_fp
     cmpw    4(%rsp), %dx
