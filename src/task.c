@@ -197,6 +197,8 @@ static void *leave_for(corio_loop *l, corio_task *to)
  * ready task directly, or the scheduler when none is. */
 static void switch_away(corio_loop *l, corio_task *self)
 {
+    if (!self)
+        __builtin_unreachable(); /* lets the inlined switch drop its scheduler cases */
     corio_task *next;
     while ((next = corio__pick_next(l)) && !corio__task_prepare(l, next))
         ;
@@ -204,7 +206,10 @@ static void switch_away(corio_loop *l, corio_task *self)
         self->state = CORIO__T_RUNNING;
         return;
     }
-    task_switch(l, self, next);
+    if (next)
+        task_switch(l, self, next); /* task to task: the hot case, specialized */
+    else
+        task_switch(l, self, NULL);
 }
 
 /* ---- start and end ------------------------------------------------------------------ */
