@@ -236,7 +236,7 @@ static void wake_joiners(queue *q)
  * keeps room for one more item per waiting getter, so that whichever of
  * them is handed an item and then cancelled can give it back (pass_on
  * cannot fail). */
-static int put_now(queue *q, void *item)
+static inline __attribute__((always_inline)) int put_now(queue *q, void *item)
 {
     if (reserve(q, q->count + q->ngetters + 1) < 0)
         return -ENOMEM;
@@ -245,14 +245,14 @@ static int put_now(queue *q, void *item)
     return 0;
 }
 
-static void *get_now(queue *q)
+static inline void *get_now(queue *q)
 {
     void *item = buf_take(q);
     space_freed(q);
     return item;
 }
 
-static int check_queue(queue *q)
+static inline int check_queue(queue *q)
 {
     if (q->magic != QUEUE_MAGIC)
         return -EINVAL;
