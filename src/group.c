@@ -46,16 +46,6 @@ static void unlink_pending(corio__awaiter *as, size_t n)
             corio__awaiter_unlink(&as[i]);
 }
 
-/* A deadline `seconds` from now; negative: none. */
-static int64_t deadline_in(corio_loop *l, double seconds)
-{
-    if (seconds < 0 || isinf(seconds))
-        return INT64_MAX;
-    double ns = ceil(seconds * 1e9);
-    int64_t now = corio__now(l);
-    return ns >= (double)(INT64_MAX - now) ? INT64_MAX : now + (int64_t)ns;
-}
-
 /* Cancel the tasks, then wait (uninterruptibly: we may be cancelled
  * ourselves) until every one has ended. */
 static void cancel_and_reap(corio_loop *l, corio_task *self, corio_task *const *tasks, size_t n)
@@ -248,7 +238,7 @@ int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout)
             wn.done++;
             wn.failed |= tasks[i]->status < 0;
         }
-    int64_t deadline = deadline_in(l, timeout);
+    int64_t deadline = corio__deadline_in(l, timeout);
     if (waitn_met(&wn) || deadline <= corio__now(l))
         return (int)wn.done; /* nothing to wait for, or a zero timeout: a poll */
     corio__awaiter small[8], *as = n <= 8 ? small : calloc(n, sizeof *as);
@@ -342,7 +332,7 @@ int corio_as_completed_begin(corio_as_completed *pac, corio_task *const *tasks, 
     ac->loop = l;
     ac->owner = self;
     ac->n = n;
-    ac->deadline = deadline_in(l, timeout);
+    ac->deadline = corio__deadline_in(l, timeout);
     ac->ready = (corio_task **)(void *)&ac->nodes[n];
     for (size_t i = 0; i < n; i++) {
         if (tasks[i]->state == CORIO__T_DONE) {
@@ -502,8 +492,7 @@ int corio_taskgroup_begin(corio_taskgroup *pg)
 
 int corio_taskgroup_spawn(corio_taskgroup *pg, corio_coro_t coro, corio_task **out)
 {
-    corio_loop *l;
-    corio_task *self = corio__self(&l);
+    corio_loop *l = corio__tls_loop;
     if (!pg || !coro.fn)
         return -EINVAL;
     taskgroup *g = group_of(pg);
@@ -511,7 +500,6 @@ int corio_taskgroup_spawn(corio_taskgroup *pg, corio_coro_t coro, corio_task **o
         return -EINVAL;
     if (!l || g->loop != l)
         return l ? -EXDEV : -EPERM;
-    (void)self;
     if (g->scope.cancelled)
         return -ECANCELED; /* asyncio: the group is shutting down */
     child_chunk *ch = g->chunks;

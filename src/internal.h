@@ -243,6 +243,7 @@ extern corio__close_stats corio__last_close __attribute__((visibility("hidden"))
 void corio__soon_push(corio_loop *l, corio__soon *s);
 extern __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
 int64_t corio__now(corio_loop *l);
+int64_t corio__deadline_in(corio_loop *l, double seconds);
 corio_task *corio__pick_next_slow(corio_loop *l);
 int corio__stack_class(corio_loop *l, size_t size);
 

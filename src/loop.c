@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,18 @@ int64_t corio_now_ns(void)
 {
     corio_loop *l = corio__tls_loop;
     return l ? corio__now(l) : 0;
+}
+
+/* The loop-clock deadline `seconds` from now, rounded up to whole ns (a
+ * deadline never comes early); INT64_MAX for a negative or infinite
+ * duration (none), or one past the clock's range. */
+int64_t corio__deadline_in(corio_loop *l, double seconds)
+{
+    if (seconds < 0 || isinf(seconds))
+        return INT64_MAX;
+    double ns = ceil(seconds * 1e9);
+    int64_t now = corio__now(l);
+    return ns >= (double)(INT64_MAX - now) ? INT64_MAX : now + (int64_t)ns;
 }
 
 double corio_now(void)

@@ -382,6 +382,27 @@ static void waiter_done(queue *q, corio__waiter *wt)
 
 /* ---- put and get ----------------------------------------------------------------------------- */
 
+/* The put and get that need no waiting: 0 done, -EAGAIN (it would have to
+ * wait), -ESHUTDOWN, -ENOMEM. put, try_put and select all start here. */
+static inline int put_at_once(queue *q, void *item)
+{
+    if (q->shut)
+        return -ESHUTDOWN;
+    if (!room(q) || waiting(&q->putters))
+        return -EAGAIN; /* full, or others were first */
+    return put_now(q, item);
+}
+
+static inline int get_at_once(queue *q, void **item)
+{
+    if (!q->count)
+        return q->shut ? -ESHUTDOWN : -EAGAIN;
+    void *it = get_now(q);
+    if (item)
+        *item = it;
+    return 0;
+}
+
 /* A woken putter puts into the space promised to it: 0, -ESHUTDOWN (shut
  * down since), -ENOMEM. */
 static int put_promised(queue *q, void *item)
@@ -406,10 +427,8 @@ int corio_queue_put(corio_queue *pq, void *item)
         return rc;
     if (!self)
         return -EPERM; /* a call that may suspend, even if this one would not */
-    if (q->shut)
-        return -ESHUTDOWN;
-    if (room(q) && !waiting(&q->putters))
-        return put_now(q, item);
+    if ((rc = put_at_once(q, item)) != -EAGAIN)
+        return rc;
     single s;
     single_init(&s, q, "a queue put");
     waiter_link(&s.qw, &s.wt, q, true, 0, item);
@@ -428,11 +447,7 @@ int corio_queue_try_put(corio_queue *pq, void *item)
     int rc = check_queue(q);
     if (rc < 0)
         return rc;
-    if (q->shut)
-        return -ESHUTDOWN;
-    if (!room(q) || waiting(&q->putters))
-        return -EAGAIN;
-    return put_now(q, item);
+    return put_at_once(q, item);
 }
 
 int corio_queue_get(corio_queue *pq, void **item)
@@ -447,14 +462,8 @@ int corio_queue_get(corio_queue *pq, void **item)
         return rc;
     if (!self)
         return -EPERM;
-    if (q->count) {
-        void *it = get_now(q);
-        if (item)
-            *item = it;
-        return 0;
-    }
-    if (q->shut)
-        return -ESHUTDOWN;
+    if ((rc = get_at_once(q, item)) != -EAGAIN)
+        return rc;
     if (reserve(q, q->count + q->ngetters + 1) < 0)
         return -ENOMEM; /* room to give the item back if this getter is cancelled */
     single s;
@@ -478,12 +487,7 @@ int corio_queue_try_get(corio_queue *pq, void **item)
     int rc = check_queue(q);
     if (rc < 0)
         return rc;
-    if (!q->count)
-        return q->shut ? -ESHUTDOWN : -EAGAIN;
-    void *it = get_now(q);
-    if (item)
-        *item = it;
-    return 0;
+    return get_at_once(q, item);
 }
 
 /* ---- the rest of the queue -------------------------------------------------------------------- */
@@ -612,37 +616,19 @@ int corio_queue_shutdown(corio_queue *pq, int immediate)
 
 /* ---- select ----------------------------------------------------------------------------------- */
 
-/* Try op i now: true if it completed (result set). */
+/* Try an op now: true if it completed (result set), or if the attempt
+ * failed as a call (*rc: -ENOMEM). */
 static bool select_now(corio_select_op *op, int *rc)
 {
     queue *q = Q(op->queue);
-    if (op->kind == CORIO_SELECT_PUT) {
-        if (q->shut) {
-            op->result = -ESHUTDOWN;
-            return true;
-        }
-        if (!room(q) || waiting(&q->putters))
-            return false;
-        int r = put_now(q, op->item);
-        if (r < 0) {
-            *rc = r;
-            return true;
-        }
-        op->result = 0;
-        return true;
-    }
-    if (q->count) {
-        void *it = get_now(q);
-        if (op->item_out)
-            *op->item_out = it;
-        op->result = 0;
-        return true;
-    }
-    if (q->shut) {
-        op->result = -ESHUTDOWN;
-        return true;
-    }
-    return false;
+    int r = op->kind == CORIO_SELECT_PUT ? put_at_once(q, op->item) : get_at_once(q, op->item_out);
+    if (r == -EAGAIN)
+        return false;
+    if (r == -ENOMEM)
+        *rc = r;
+    else
+        op->result = r; /* 0, or -ESHUTDOWN */
+    return true;
 }
 
 int corio_select(corio_select_op *ops, size_t n, double timeout)
@@ -684,12 +670,9 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
         waiter_link(qw, &ws[i], Q(ops[i].queue), ops[i].kind == CORIO_SELECT_PUT, i,
                     ops[i].item);
     int rc = 0;
-    if (timeout > 0 && !isinf(timeout)) {
-        double ns = ceil(timeout * 1e9);
-        int64_t now = corio__now(l);
-        int64_t deadline = ns >= (double)(INT64_MAX - now) ? INT64_MAX : now + (int64_t)ns;
+    int64_t deadline = corio__deadline_in(l, timeout);
+    if (deadline != INT64_MAX)
         rc = corio__timers_add(&l->timers, &sw.timer, deadline, qwait_fire);
-    }
     if (rc == 0)
         rc = corio__suspend(l, self, &qw->w);
     qwait_unlink(qw);
