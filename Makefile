@@ -44,6 +44,14 @@ ifeq ($(SWITCH),ucontext)
   CFLAGS  += -DCORIO_SWITCH_UCONTEXT
 endif
 LDFLAGS += $(LDSTATIC)
+
+# io_uring through liburing (Debian liburing-dev). The arm64 cross build has
+# no arm64 liburing (and qemu-user has no io_uring): it is epoll only.
+ifeq ($(CROSS),aarch64)
+  CFLAGS  += -DCORIO_NO_IO_URING
+else
+  LDLIBS  += -luring
+endif
 EXE_LDFLAGS := -rdynamic   # lets dladdr name entry functions in overflow and deadlock reports
 
 MACHINE := $(shell $(CC) -dumpmachine)

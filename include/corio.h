@@ -3,7 +3,8 @@
  * Read in order: coroutine objects, running a loop, tasks, awaiting, sleeping,
  * cancellation, scopes (timeouts, shields), task groups, waiting on several
  * tasks, done callbacks, synchronization, queues, select, the clock,
- * explicit loops.
+ * explicit loops, then I/O: fd operations, sockets, blocking calls on
+ * worker threads (to_thread, getaddrinfo), streams.
  *
  * Error convention, everywhere: a call returns 0 (or a count) on success and a
  * negative errno on failure; a failed call has no other effect. errno is never
@@ -15,6 +16,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,9 +51,21 @@ enum corio_clock_kind {
     CORIO_CLOCK_VIRTUAL,     /* starts at 0; when every task waits on a timer, jumps to the next deadline */
 };
 
+/* Where the loop waits for I/O. DEFAULT: io_uring when the kernel allows it
+ * (else epoll), unless CORIO_BACKEND=epoll|io_uring is set in the
+ * environment. Naming IO_URING where the kernel refuses it (ENOSYS, EPERM,
+ * seccomp, too old) makes loop creation fail with that errno; the
+ * environment variable falls back to epoll instead. */
+enum corio_backend_kind {
+    CORIO_BACKEND_DEFAULT = 0,
+    CORIO_BACKEND_EPOLL,
+    CORIO_BACKEND_IO_URING,
+};
+
 typedef struct corio_loop_opts {
     size_t stack_size; /* default stack per task in bytes; 0 = CORIO_STACK_DEFAULT */
     int clock;         /* enum corio_clock_kind */
+    int backend;       /* enum corio_backend_kind */
 } corio_loop_opts;
 
 #define CORIO_STACK_DEFAULT ((size_t)64 * 1024) /* raise it for deep C call chains */
@@ -509,6 +525,283 @@ int corio_loop_new(corio_loop **out, const corio_loop_opts *opts);
 int corio_loop_run(corio_loop *loop, corio_coro_t main, void **result);
 int corio_loop_close(corio_loop *loop);
 int corio_loop_free(corio_loop *loop);
+
+/* ---- I/O: fd operations ------------------------------------------------------------
+ * Each call suspends only the calling task until the fd is ready or the
+ * kernel completed the operation, and returns what the system call would
+ * (a count, 0 at EOF, a new fd) or a negative errno. All are cancellable
+ * and obey timeout scopes (-ECANCELED). An operation the kernel already
+ * completed when the cancel arrives returns its result (no byte is lost);
+ * the cancel then hits the task's next suspension. On io_uring a cancelled
+ * operation is cancelled in the kernel, and the call returns only once the
+ * kernel has let go of the buffer.
+ *
+ * fds: any fd works; corio makes it O_NONBLOCK the first time it sees it
+ * (epoll). Close an fd that corio has seen with corio_close: it wakes the
+ * tasks still waiting on it (-EBADF) and forgets its registration, which a
+ * plain close(2) would leave stale when the number is reused.
+ * Regular files go through io_uring, or on epoll through the worker pool.
+ * Sockets: send/sendto/sendmsg always add MSG_NOSIGNAL, and write/writev on a
+ * socket go out as send/sendmsg with it (a reset peer gives -EPIPE or
+ * -ECONNRESET, never SIGPIPE); accept returns a non-blocking close-on-exec fd.
+ * Fairness: on epoll an operation whose fd is ready completes without
+ * suspending; after 128 of those in a row the task yields once first, so a
+ * task streaming through ready sockets cannot starve the others.
+ * wait_readable/writable may return spuriously: the next read gives -EAGAIN
+ * then; wait again. Outside a task every call returns -EPERM. */
+const char *corio_backend(void); /* "io_uring" or "epoll" for this thread's loop; NULL outside one */
+
+int corio_wait_readable(int fd);
+int corio_wait_writable(int fd);
+ssize_t corio_read(int fd, void *buf, size_t len);
+ssize_t corio_write(int fd, const void *buf, size_t len);
+ssize_t corio_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t corio_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t corio_pread(int fd, void *buf, size_t len, off_t offset);
+ssize_t corio_pwrite(int fd, const void *buf, size_t len, off_t offset);
+ssize_t corio_recv(int fd, void *buf, size_t len, int flags);
+ssize_t corio_send(int fd, const void *buf, size_t len, int flags);
+ssize_t corio_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                       socklen_t *addrlen);
+ssize_t corio_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
+                     socklen_t addrlen);
+ssize_t corio_recvmsg(int fd, struct msghdr *msg, int flags);
+ssize_t corio_sendmsg(int fd, const struct msghdr *msg, int flags);
+int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+/* connect: 0 once connected; -ECONNREFUSED, -ENETUNREACH, -ETIMEDOUT... */
+int corio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+int corio_close(int fd);
+
+/* ---- Sockets ------------------------------------------------------------------------
+ * Every socket made here is non-blocking and close-on-exec. host: an IPv4 or
+ * IPv6 literal or a name (resolved with corio_getaddrinfo, on the worker
+ * pool; a literal never leaves the thread); NULL or "" listens on every
+ * address (IPv4 and IPv6). port 0 lets the kernel pick (corio_socket_port
+ * tells which). Listening sockets get SO_REUSEADDR, and SO_REUSEPORT with
+ * CORIO_REUSEPORT. connect tries each resolved address in turn and returns
+ * the last error when none answers. Return the fd or a negative errno. */
+enum corio_sock_flag { CORIO_REUSEPORT = 1 };
+int corio_socket(int domain, int type, int protocol);
+int corio_tcp_listen(const char *host, int port, int backlog, int flags);
+int corio_tcp_connect(const char *host, int port);
+int corio_udp_bind(const char *host, int port, int flags);
+int corio_udp_connect(const char *host, int port);
+/* Unix sockets: type SOCK_STREAM or SOCK_DGRAM; listen unlinks a stale
+ * socket file first (not any other kind of file: -EADDRINUSE). A datagram
+ * "listen" only binds. */
+int corio_unix_listen(const char *path, int type, int backlog);
+int corio_unix_connect(const char *path, int type);
+int corio_socket_port(int fd);            /* the local port, or a negative errno */
+int corio_set_nodelay(int fd, int on);    /* TCP_NODELAY */
+
+/* ---- Blocking calls on worker threads (asyncio.to_thread, loop.getaddrinfo) -----------
+ * fn(arg) runs on a bounded pool of worker threads shared by every loop of
+ * the process (CORIO_THREADPOOL_SIZE threads, default 4, at most 256; made
+ * on first use); the calling task suspends until it returns, then resumes on
+ * its own loop with *result = fn's return value. Jobs start in FIFO order.
+ * A cancelled (or timed-out) caller stops waiting at once with -ECANCELED;
+ * the worker still finishes fn on its own, and then `discard` (if not NULL)
+ * gets the result nobody will read, so nothing leaks. A loop's close waits
+ * for the jobs its tasks started. Returns 0, -ECANCELED, -EINVAL (NULL fn),
+ * -EPERM (outside a task), -ENOMEM, -EAGAIN (no thread could be started). */
+typedef void *corio_blocking_fn(void *arg);
+int corio_to_thread(corio_blocking_fn *fn, void *arg, void **result);
+int corio_to_thread_discard(corio_blocking_fn *fn, void *arg, void **result,
+                            void (*discard)(void *result, void *arg));
+
+/* getaddrinfo(3) on the pool. Returns 0 with *res to free with freeaddrinfo,
+ * or a negative errno: -ENOENT (no such name: EAI_NONAME, EAI_NODATA),
+ * -EAGAIN (EAI_AGAIN: try later), -EINVAL (bad arguments, EAI_SERVICE,
+ * EAI_FAMILY, EAI_SOCKTYPE, EAI_BADFLAGS), -ENOMEM, the errno of
+ * EAI_SYSTEM, -EIO otherwise; -ECANCELED (the worker frees what it found). */
+struct addrinfo;
+int corio_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
+                      struct addrinfo **res);
+
+/* ---- Streams (asyncio.open_connection, start_server) ----------------------------------
+ * A corio_stream is asyncio's StreamReader and StreamWriter in one object, for
+ * one connected stream socket (TCP or Unix). It owns its fd. One task at a
+ * time may read (a second concurrent reader gets -EBUSY, as asyncio raises
+ * RuntimeError); any task of the stream's loop may write and drain. Calls that
+ * may suspend (the reads, drain, wait_closed) need a task (-EPERM outside
+ * one), are cancellable and obey timeout scopes (-ECANCELED); none of them
+ * loses a byte when interrupted: what was received stays readable.
+ *
+ *     corio_stream *s;
+ *     int rc = corio_open_connection("example.org", 80, &s, NULL);
+ *     corio_stream_write(s, req, len);
+ *     rc = corio_stream_drain(s);                     // backpressure
+ *     char line[256];
+ *     ssize_t n = corio_stream_readline(s, line, sizeof line);
+ *     corio_stream_close(s);
+ *     rc = corio_stream_wait_closed(s);               // flushes, closes, frees
+ *
+ * Memory: nothing is kept for an idle connection but the object itself
+ * (160 bytes). The read buffer is allocated while data waits in it
+ * (reads go to the socket CORIO_STREAM_CHUNK bytes at a time) and freed, or
+ * shrunk to the leftovers, before the stream waits for more; the write buffer
+ * holds only what the socket did not take at once. Neither call keeps the
+ * kernel pointing into a buffer while it waits (it waits for readiness, then
+ * sends or receives without blocking), so buffers move and shrink freely.
+ *
+ * Reading. The limit (opts.limit) bounds a line: readline and readuntil need
+ * the separator within the first `limit` bytes (the separator included), so
+ * the read buffer never grows past limit + CORIO_STREAM_CHUNK however long a
+ * line a peer sends. Results never carry a terminating NUL.
+ *   read:        up to n bytes: what is buffered, else what one receive gets;
+ *                0 at EOF (asyncio read(n)). n >= CORIO_STREAM_CHUNK with an
+ *                empty buffer receives straight into buf.
+ *   readexactly: n, or at EOF 0 if nothing at all was left, -ENODATA if fewer
+ *                than n bytes came (asyncio IncompleteReadError). It consumes
+ *                all or nothing: on -ENODATA, -ECANCELED or an error the bytes
+ *                it had taken stay buffered, for read() to return (their
+ *                content in buf is not to be relied on). -ENOMEM if those
+ *                bytes could not be kept (then they are lost).
+ *   readline:    through '\n' (included); at EOF, a last line without '\n' is
+ *                returned as it is (as asyncio's readline), 0 when nothing is
+ *                left.
+ *   readuntil:   through the first occurrence of sep (included); 0 at EOF with
+ *                nothing left; -ENODATA at EOF with a partial record, which
+ *                stays readable by read() (asyncio raises IncompleteReadError;
+ *                here nothing is consumed).
+ *   readline and readuntil fail with -EMSGSIZE when the separator is not
+ *   within `limit` bytes (asyncio LimitOverrunError) and with -ENOBUFS when
+ *   the record (or a final partial line) would not fit in cap bytes; either
+ *   way the data stays buffered, so a caller may read() it away (or call
+ *   again with a larger buffer after -ENOBUFS). Unlike asyncio's readline,
+ *   which discards the buffered data on overrun, nothing is dropped: a peer
+ *   sending an endless line makes every readline return -EMSGSIZE until the
+ *   data is read or the stream closed. -EINVAL for seplen 0 or seplen > limit.
+ *   A receive error (-ECONNRESET...) is reported once the buffered data cannot
+ *   answer a call, and sticks. at_eof: 1 once EOF has been seen and nothing
+ *   is buffered (asyncio at_eof), 0 otherwise.
+ *
+ * Writing. write never suspends (asyncio write): with nothing buffered it
+ * sends at once, without blocking, and buffers what the socket did not
+ * take; otherwise it appends. Buffered data goes out in the background: a
+ * small flusher task is started while data waits (the job of asyncio's
+ * transport) and ends when the buffer is empty, so a stream never holds data
+ * unsent while its loop runs, even if nobody drains. drain is the flow
+ * control: with more than high_water bytes buffered it suspends until at most
+ * low_water are (sending itself meanwhile), else it returns at once.
+ * Defaults: high_water 64 KiB, low_water high_water / 4 (asyncio's);
+ * low_water > high_water is -EINVAL. A send error sticks: the buffered data
+ * is dropped and that error (-EPIPE, -ECONNRESET, ...) is what write, drain,
+ * write_eof and wait_closed return from then on. write returns 0 or that
+ * error, -EPIPE after write_eof or close, -ENOMEM (if part of the data had
+ * already gone out, the error sticks too: the stream would be corrupt). No
+ * call raises SIGPIPE. write_eof (asyncio write_eof) does not suspend either:
+ * it shuts the sending side (SHUT_WR) once the buffer is empty, at once or
+ * from the flusher; the peer then reads EOF. Calling it again does nothing.
+ *
+ * Closing. close (asyncio close) stops both directions for the caller: reads
+ * then return what is buffered and then behave as at EOF; writes fail with
+ * -EPIPE. It does not suspend and frees nothing. wait_closed (which closes
+ * first if close was not called) waits until the flusher has sent what is
+ * buffered, then closes the fd and frees the stream: do not use it after.
+ * Waiting for a peer that does not read is bounded only by the caller's
+ * timeout scope or cancel: then the unsent data is dropped, the fd closed,
+ * the stream freed all the same, and it returns -ECANCELED. Otherwise it
+ * returns 0, or the sticky send error if data could not be delivered. It
+ * returns -EBUSY, and does nothing but close, while another task is inside a
+ * read or drain on the stream (cancel that task first).
+ *
+ * open_connection: TCP to host:port (a name is resolved on the worker pool;
+ * each address is tried in turn), TCP_NODELAY on, as asyncio does.
+ * open_unix_connection: a Unix stream socket. stream_from_fd: takes
+ * ownership of a connected stream socket (-ENOTSOCK for anything else,
+ * -EINVAL for a socket that is not SOCK_STREAM; the fd stays yours on
+ * failure). All three: 0 and *out, or a negative errno (and nothing to free).
+ * opts may be NULL (defaults). */
+typedef struct corio_stream corio_stream;
+typedef struct corio_stream_opts {
+    size_t limit;      /* readline/readuntil max record incl. separator; 0 = 64 KiB */
+    size_t high_water; /* drain suspends while more than this is buffered; 0 = 64 KiB */
+    size_t low_water;  /* ...until it falls to this; 0 = high_water / 4 */
+} corio_stream_opts;
+
+#define CORIO_STREAM_LIMIT_DEFAULT ((size_t)64 * 1024)
+#define CORIO_STREAM_CHUNK ((size_t)4096) /* bytes asked of the socket per receive */
+
+int corio_open_connection(const char *host, int port, corio_stream **out,
+                          const corio_stream_opts *opts);
+int corio_open_unix_connection(const char *path, corio_stream **out,
+                               const corio_stream_opts *opts);
+int corio_stream_from_fd(int fd, corio_stream **out, const corio_stream_opts *opts);
+int corio_stream_fd(const corio_stream *s); /* the socket, or -EINVAL */
+
+ssize_t corio_stream_read(corio_stream *s, void *buf, size_t n);
+ssize_t corio_stream_readexactly(corio_stream *s, void *buf, size_t n);
+ssize_t corio_stream_readline(corio_stream *s, void *buf, size_t cap);
+ssize_t corio_stream_readuntil(corio_stream *s, const void *sep, size_t seplen, void *buf,
+                               size_t cap);
+int corio_stream_at_eof(const corio_stream *s);
+size_t corio_stream_read_buffered(const corio_stream *s);  /* bytes received, not yet read */
+
+int corio_stream_write(corio_stream *s, const void *buf, size_t n);
+int corio_stream_drain(corio_stream *s);
+int corio_stream_write_eof(corio_stream *s);
+size_t corio_stream_write_buffered(const corio_stream *s); /* asyncio get_write_buffer_size */
+int corio_stream_close(corio_stream *s);
+int corio_stream_is_closing(const corio_stream *s);       /* 1, 0, -EINVAL */
+int corio_stream_wait_closed(corio_stream *s);
+
+/* ---- Stream servers (asyncio.start_server, Server) -------------------------------------
+ * start_server listens on host:port (as corio_tcp_listen: NULL or "" for
+ * every address, port 0 for one the kernel picks: corio_server_port) and
+ * serves at once: an accept task runs `fn(stream, arg)` as a task of its
+ * own for each connection (stack opts.stack_size, 0 = the loop's default),
+ * with TCP_NODELAY on. The handler returns 0 or a negative errno; a failure
+ * (a negative return other than -ECANCELED, or corio_fail inside it) is
+ * reported on stderr and the server goes on. When the handler returns, the
+ * server closes the stream (wait_closed: what is buffered is still sent) if
+ * the handler did not; the stream belongs to the handler's task: do not
+ * hand it to a task that outlives the handler.
+ *
+ * Accept errors never stop the server. Out of fds or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM, or anything unexpected) backs off, 10 ms doubling to 1 s
+ * and reset by the next success, with one line on stderr per episode: the
+ * waiting clients are served once resources come back. ECONNABORTED, EINTR
+ * and the network errors accept(2) passes on are simply retried (64 in a row
+ * count as an episode, so nothing can make the loop spin).
+ *
+ * close (asyncio Server.close): stop accepting; the listening fd is closed
+ * at once (a Unix server's socket file is removed if it is still ours).
+ * Connection tasks go on. close_clients (asyncio 3.13 close_clients and
+ * abort_clients): cancel every connection task (each stream is then closed,
+ * its unsent data dropped). wait_closed: wait until close has been called and
+ * every connection task has ended, then free the server (call it once, do
+ * not use the server after). If the caller is cancelled or its timeout scope
+ * expires meanwhile, it closes the server, cancels the connection tasks,
+ * waits for them to end, frees the server and returns -ECANCELED; so
+ *     corio_server_close(srv); corio_timeout_begin(&sc, 5.0);
+ *     corio_server_wait_closed(srv); corio_scope_end(&sc);
+ * is a graceful shutdown bounded at 5 s. serve_forever (asyncio
+ * serve_forever) suspends until the server is closed (0) or the caller is
+ * cancelled: then it closes the server and returns -ECANCELED; wait_closed
+ * must still be called to free it.
+ * start: 0 and *out, or -EINVAL (NULL out or fn, bad flags or stack size),
+ * the errors of corio_tcp_listen / corio_unix_listen, -EPERM (no loop),
+ * -ENOMEM. */
+typedef int corio_stream_handler(corio_stream *s, void *arg);
+typedef struct corio_server corio_server;
+typedef struct corio_server_opts {
+    int backlog;             /* 0 = SOMAXCONN */
+    int flags;               /* CORIO_REUSEPORT (TCP) */
+    size_t stack_size;       /* per connection task; 0 = the loop's default */
+    corio_stream_opts stream;
+} corio_server_opts;
+
+int corio_start_server(corio_server **out, const char *host, int port, corio_stream_handler *fn,
+                       void *arg, const corio_server_opts *opts);
+int corio_start_unix_server(corio_server **out, const char *path, corio_stream_handler *fn,
+                            void *arg, const corio_server_opts *opts);
+int corio_server_port(const corio_server *srv);  /* the TCP port, -EAFNOSUPPORT (Unix), -EINVAL */
+long corio_server_connections(const corio_server *srv); /* connection tasks alive, or -EINVAL */
+int corio_server_close(corio_server *srv);        /* 0 (again: 0), -EINVAL */
+int corio_server_close_clients(corio_server *srv); /* how many tasks were cancelled, -EINVAL */
+int corio_server_wait_closed(corio_server *srv);  /* 0, -ECANCELED, -EPERM, -EINVAL */
+int corio_serve_forever(corio_server *srv);       /* 0, -ECANCELED, -EPERM, -EINVAL */
 
 #ifdef __cplusplus
 }

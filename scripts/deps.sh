@@ -21,5 +21,5 @@ need_packages() {
 }
 
 # The library and its native tests; the checked builds; the arm64 cross test.
-CORIO_BUILD_PACKAGES="gcc make libc6-dev valgrind"  # valgrind.h: stacks are registered with it
+CORIO_BUILD_PACKAGES="gcc make libc6-dev liburing-dev valgrind"  # valgrind.h: stacks are registered with it
 CORIO_ARM64_PACKAGES="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"

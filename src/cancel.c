@@ -57,6 +57,16 @@ void corio__deliver_cancel(corio_loop *l, corio_task *t)
         return; /* not suspended, uninterruptible, or already interrupted */
     if (!corio__interrupt_cause(t))
         return;
+    if (w->io) {
+        /* I/O: a completed operation's result stands (the cancel hits the
+         * next suspension); else the backend stops it, and wakes the task
+         * with -ECANCELED once the kernel has let go of its buffer */
+        if (!w->woken) {
+            w->interrupted = true;
+            w->cancel(w);
+        }
+        return;
+    }
     w->interrupted = true; /* credited when it resumes (corio__suspend): by then a
                               cause further out may have appeared at the same instant */
     if (!w->woken) {

@@ -14,6 +14,7 @@
 #include "timer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +37,9 @@ struct corio__wait {
     int result;
     bool woken;         /* resolved: queued to resume */
     bool interrupted;   /* resolved by a cancel (or an expired scope) */
+    bool io;            /* an I/O operation (poller.h): a cancel asks the backend to
+                           stop it, and the backend wakes the task once the kernel
+                           is done with it; a result it was woken with stands */
 };
 
 /* ---- Waiter lists: FIFO queues of suspended tasks on a sync object -------------
@@ -196,6 +200,10 @@ typedef struct corio__task_slab {
 #define CORIO__MAX_STACK_CLASSES 16
 
 /* ---- The loop ----------------------------------------------------------------- */
+/* Immediate I/O completions a task may make in one dispatch before it
+ * yields (io.c; Tokio's coop budget is 128 too). */
+#define CORIO__IO_BUDGET 128
+
 enum { CORIO__LOOP_IDLE, CORIO__LOOP_RUNNING, CORIO__LOOP_CLOSED };
 
 struct corio_loop {
@@ -206,6 +214,7 @@ struct corio_loop {
     corio__soon *soon_head, *soon_tail; /* deferred calls for the next turn */
     size_t turn_left;          /* dispatches left in this turn's snapshot */
     uint32_t since_poll;       /* dispatches since the poller last looked */
+    uint32_t io_streak;        /* I/O calls the running task completed without suspending */
     bool stopping;             /* the run's main task ended: finish the turn, return */
     int state;
     int clock;                 /* CORIO_CLOCK_REAL or CORIO_CLOCK_VIRTUAL */
@@ -224,6 +233,10 @@ struct corio_loop {
     size_t sched_stack_size;
     corio_task *overflowed;    /* set just before jumping to the scheduler to report */
     void *altstack;            /* the SIGSEGV handler's stack, if this loop made it */
+    /* other threads' posts (corio__post): the one lock in the loop */
+    pthread_mutex_t remote_lock;
+    corio__soon *remote_head, *remote_tail;
+    size_t remote_expected;    /* remote_begin without remote_end yet (loop thread only) */
 };
 
 /* Test hook: called at every suspension (after the wait is set up, before
@@ -241,6 +254,18 @@ extern corio__close_stats corio__last_close __attribute__((visibility("hidden"))
 
 /* loop.c */
 void corio__soon_push(corio_loop *l, corio__soon *s);
+/* Cross-thread handoff (the worker pool). The loop's thread calls
+ * corio__remote_begin before it hands work to another thread: the loop then
+ * counts as busy (it blocks in the poller instead of reporting a deadlock,
+ * and its close waits). The other thread, once done, calls corio__post (the
+ * only thread-safe call here); s->run then runs on the loop's thread at the
+ * start of a turn, outside any task, and must call corio__remote_end. */
+void corio__remote_begin(corio_loop *l);
+void corio__remote_end(corio_loop *l);
+void corio__post(corio_loop *l, corio__soon *s);
+/* The loop's side: move what other threads posted to the soon queue (the
+ * backends call it when the loop's wake fd fires). */
+void corio__remote_drain(corio_loop *l);
 extern __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
 int64_t corio__now(corio_loop *l);
 int64_t corio__deadline_in(corio_loop *l, double seconds);
@@ -320,6 +345,7 @@ static inline corio_task *corio__pick_next(corio_loop *l)
             corio__ready_pop(l);
             l->turn_left--;
             l->since_poll++;
+            l->io_streak = 0;
             return t;
         }
     }
@@ -349,16 +375,33 @@ static inline corio_loop *corio__task_loop(const corio_task *t)
 }
 
 
+/* A cancel (or an expired scope) that a suspension now would hit: credits
+ * it and returns -ECANCELED, else 0. For waits that must know before they
+ * commit to anything (an SQE handed to the kernel cannot be taken back). */
+static inline int corio__interrupt_pending(corio_task *self)
+{
+    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0)) {
+        corio__scope *cause = corio__interrupt_cause(self);
+        if (cause) {
+            corio__credit(cause);
+            return -ECANCELED;
+        }
+    }
+    return 0;
+}
+
 /* ---- the suspension: inline, since every blocking call in every module is
  * built on it (the slow halves are in task.c) ---- */
-static inline __attribute__((always_inline)) int corio__suspend(corio_loop *l, corio_task *self,
-                                                               corio__wait *w)
+static inline __attribute__((always_inline)) int corio__suspend_as(corio_loop *l, corio_task *self,
+                                                                  corio__wait *w, bool io)
 {
     w->task = self;
     w->woken = false;
     w->interrupted = false;
+    w->io = io;
     w->result = 0;
-    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
+    /* (I/O waits check with corio__interrupt_pending before they commit) */
+    if (!io && __builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
         w->cancel && corio__suspend_interrupted(w))
         return -ECANCELED; /* level-triggered: a cancelled task does not wait */
     self->wait = w;
@@ -370,6 +413,12 @@ static inline __attribute__((always_inline)) int corio__suspend(corio_loop *l, c
     if (__builtin_expect(w->interrupted, 0))
         corio__credit_interruption(self); /* to the outermost cause visible now */
     return w->result;
+}
+
+static inline __attribute__((always_inline)) int corio__suspend(corio_loop *l, corio_task *self,
+                                                               corio__wait *w)
+{
+    return corio__suspend_as(l, self, w, false);
 }
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
 
@@ -99,7 +100,7 @@ static bool turn_begin(corio_loop *l)
     if (!corio__timers_empty(&l->timers))
         corio__timers_run_due(&l->timers, corio__now(l));
     if (corio__poller_busy(&l->poller) && l->since_poll >= POLL_INTERVAL) {
-        corio__poller_wait(&l->poller, 0);
+        corio__poller_wait(l, 0);
         l->since_poll = 0;
     }
     l->turn_left = l->ready_count;
@@ -118,11 +119,63 @@ corio_task *corio__pick_next_slow(corio_loop *l)
         corio_task *t = corio__ready_pop(l);
         l->turn_left--;
         l->since_poll++;
+        l->io_streak = 0;
         if (t->state == CORIO__T_NEW && (t->flags & CORIO__TF_CANCELLED)) {
             corio__task_end_unstarted(l, t, -ECANCELED);
             continue;
         }
         return t;
+    }
+}
+
+/* ---- other threads ------------------------------------------------------------------- */
+
+void corio__remote_begin(corio_loop *l)
+{
+    l->remote_expected++;
+    l->poller.waiting++; /* busy: wait in the poller for the post */
+}
+
+void corio__remote_end(corio_loop *l)
+{
+    l->remote_expected--;
+    l->poller.waiting--;
+}
+
+void corio__post(corio_loop *l, corio__soon *s)
+{
+    s->next = NULL;
+    pthread_mutex_lock(&l->remote_lock);
+    bool first = !l->remote_head;
+    if (l->remote_tail)
+        l->remote_tail->next = s;
+    else
+        l->remote_head = s;
+    l->remote_tail = s;
+    if (first) {
+        /* One write per batch: the loop drains them all when it wakes.
+         * Under the lock: once the loop has drained this post (which takes
+         * the lock), the poster is done with the loop, which may then close. */
+        uint64_t one = 1;
+        while (write(l->poller.wakefd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_unlock(&l->remote_lock);
+}
+
+void corio__remote_drain(corio_loop *l)
+{
+    uint64_t n;
+    while (read(l->poller.wakefd, &n, sizeof n) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&l->remote_lock);
+    corio__soon *s = l->remote_head;
+    l->remote_head = l->remote_tail = NULL;
+    pthread_mutex_unlock(&l->remote_lock);
+    while (s) {
+        corio__soon *next = s->next;
+        corio__soon_push(l, s);
+        s = next;
     }
 }
 
@@ -137,7 +190,7 @@ static int wait_for_events(corio_loop *l)
         return -EDEADLK;
     if (l->clock == CORIO_CLOCK_VIRTUAL) {
         /* time stands still while I/O can still happen; else jump to the next deadline */
-        if (io && (corio__poller_wait(&l->poller, first ? 0 : -1) > 0 || !first))
+        if (io && (corio__poller_wait(l, first ? 0 : -1) > 0 || !first))
             return 0;
         if (first->deadline > l->vnow)
             l->vnow = first->deadline;
@@ -146,7 +199,7 @@ static int wait_for_events(corio_loop *l)
     }
     int64_t now = real_now();
     if (!first || first->deadline > now) {
-        int rc = corio__poller_wait(&l->poller, first ? first->deadline - now : -1);
+        int rc = corio__poller_wait(l, first ? first->deadline - now : -1);
         if (rc < 0)
             return rc;
         l->since_poll = 0;
@@ -235,16 +288,19 @@ int corio_loop_new(corio_loop **out, const corio_loop_opts *opts)
         return -EINVAL;
     if (o.clock < CORIO_CLOCK_DEFAULT || o.clock > CORIO_CLOCK_VIRTUAL)
         return -EINVAL;
+    if (o.backend < CORIO_BACKEND_DEFAULT || o.backend > CORIO_BACKEND_IO_URING)
+        return -EINVAL;
     if (corio__tls_loop)
         return -EBUSY;
     corio_loop *l = calloc(1, sizeof *l);
     if (!l)
         return -ENOMEM;
-    int rc = corio__poller_open(&l->poller);
+    int rc = corio__poller_open(&l->poller, o.backend);
     if (rc < 0) {
         free(l);
         return rc;
     }
+    pthread_mutex_init(&l->remote_lock, NULL);
     corio__timers_init(&l->timers);
     l->clock = clock_from(o.clock);
     l->default_class = (uint8_t)corio__stack_class(l, o.stack_size);
@@ -314,6 +370,13 @@ int corio_loop_close(corio_loop *l)
     corio__cancel_all(l);
     l->state = CORIO__LOOP_RUNNING;
     schedule_until(l, all_done);
+    /* jobs abandoned by cancelled tasks still run on workers, and will post
+     * to this loop: wait for them (asyncio.run shuts its executor down too) */
+    while (l->remote_expected) {
+        if (corio__poller_wait(l, -1) < 0)
+            break;
+        schedule_until(l, all_done);
+    }
     l->state = CORIO__LOOP_CLOSED;
     record_close(l);
     corio__task_free_all(l);
@@ -321,6 +384,7 @@ int corio_loop_close(corio_loop *l)
         corio__stack_pool_fini(&l->stacks[i]);
     corio__timers_fini(&l->timers);
     corio__poller_close(&l->poller);
+    pthread_mutex_destroy(&l->remote_lock);
     corio__overflow_guard_remove(l);
     if (corio__tls_loop == l)
         corio__tls_loop = NULL;
