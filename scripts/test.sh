@@ -64,7 +64,7 @@ for v in $variants; do
     valgrind)
         if need_packages valgrind; then
             run_suite valgrind build -- CORIO_TEST_LIGHT=1 CORIO_TEST_TIMEOUT_SCALE=20 -- \
-                valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
                 build/test/corio_tests
         else
             broken+=("valgrind (package missing)")

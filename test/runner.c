@@ -37,6 +37,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #define TEST_DEFAULT_TIMEOUT_S 60
 
 struct test_entry {
@@ -45,6 +51,7 @@ struct test_entry {
     int timeout_s;
     const char *file;
     int line;
+    const char *backend; /* TEST_IO: the CORIO_BACKEND it runs under */
 };
 
 static struct test_entry *tests;
@@ -60,7 +67,35 @@ void test__register(const char *name, test_fn *fn, int timeout_s, const char *fi
             _exit(2);
         }
     }
-    tests[ntests++] = (struct test_entry){name, fn, timeout_s, file, line};
+    tests[ntests++] = (struct test_entry){name, fn, timeout_s, file, line, NULL};
+}
+
+void test__register_io(const char *name, test_fn *fn, int timeout_s, const char *file, int line)
+{
+    static const char *const backends[] = {"epoll", "io_uring"};
+    for (int i = 0; i < 2; i++) {
+        char *full;
+        if (asprintf(&full, "%s@%s", name, backends[i]) < 0) {
+            fputs("test registry: out of memory\n", stderr);
+            _exit(2);
+        }
+        test__register(full, fn, timeout_s, file, line);
+        tests[ntests - 1].backend = backends[i];
+    }
+}
+
+const char *test_backend(void)
+{
+    const char *b = getenv("CORIO_BACKEND");
+    return b ? b : "";
+}
+
+/* Run a test's body, under its backend for an I/O test. */
+static void run_entry(const struct test_entry *t)
+{
+    if (t->backend)
+        setenv("CORIO_BACKEND", t->backend, 1);
+    t->fn();
 }
 
 /* ---- Asserts ------------------------------------------------------------ */
@@ -361,13 +396,18 @@ static int use_valgrind(void)
     return v && strcmp(v, "1") == 0;
 }
 
+int test_under_valgrind(void)
+{
+    return RUNNING_ON_VALGRIND || use_valgrind();
+}
+
 static void exec_under_valgrind(const char *name)
 {
     /* The runner's own executable through /proc, which stays valid even if
      * the file is rebuilt (replaced) while the suite runs. */
     char self[64];
     snprintf(self, sizeof self, "/proc/%d/exe", (int)getppid());
-    char *argv[] = {"valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+    char *argv[] = {"valgrind", "-q", "--fair-sched=yes", "--error-exitcode=99", "--leak-check=full",
                     "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                     self, "--exec", (char *)name, NULL};
     execvp(argv[0], argv);
@@ -432,7 +472,7 @@ static int run_one(const struct test_entry *t, struct buf *out, char *reason, si
         setvbuf(stderr, NULL, _IONBF, 0);
         if (use_valgrind())
             exec_under_valgrind(t->name);
-        t->fn();
+        run_entry(t);
         fflush(stdout);
         exit(0);
     }
@@ -532,7 +572,7 @@ static int exec_one(const char *name)
 {
     for (size_t i = 0; i < ntests; i++)
         if (strcmp(tests[i].name, name) == 0) {
-            tests[i].fn();
+            run_entry(&tests[i]);
             fflush(stdout);
             return 0;
         }
@@ -583,7 +623,7 @@ int main(int argc, char **argv)
         if (nofork) {
             printf("run  %d %s\n", num, t->name);
             fflush(stdout);
-            t->fn();
+            run_entry(t);
             printf("ok   %d %s\n", num, t->name);
             passed++;
             continue;

@@ -33,6 +33,22 @@ void test__register(const char *name, test_fn *fn, int timeout_s, const char *fi
 
 #define TEST(name) TEST_TIMEOUT(name, 0)
 
+/* An I/O test: registered twice, as name@epoll and name@io_uring, each run
+ * with CORIO_BACKEND set to that backend (test_backend() says which). */
+void test__register_io(const char *name, test_fn *fn, int timeout_s, const char *file, int line);
+const char *test_backend(void);
+
+#define TEST_IO_TIMEOUT(name, seconds)                                     \
+    static void test_body_##name(void);                                    \
+    __attribute__((constructor)) static void test_reg_##name(void)         \
+    {                                                                      \
+        test__register_io(#name, test_body_##name, (seconds), __FILE__,   \
+                          __LINE__);                                       \
+    }                                                                      \
+    static void test_body_##name(void)
+
+#define TEST_IO(name) TEST_IO_TIMEOUT(name, 0)
+
 /* ---- Asserts: print both sides, then _exit(1) ---------------------------- */
 __attribute__((noreturn)) void test__fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -136,6 +152,9 @@ int test_scale(void);
  * terminated, at most cap - 1 bytes); the child's exit code is what child
  * returns. *status gets the waitpid status. 0 or -errno. */
 int test_fork_stderr(int (*child)(void *), void *arg, char *err, size_t cap, int *status);
+
+/* True when this process runs under valgrind (either way the suite uses it). */
+int test_under_valgrind(void);
 
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 size_t test_rss_bytes(void);

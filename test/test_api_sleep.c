@@ -203,7 +203,7 @@ static void *main_never_early(void *arg)
 TEST(sleep_never_fires_early)
 {
     /* real clock: only lower bounds, never an upper bound on wall time */
-    corio_loop_opts o = {0, CORIO_CLOCK_REAL};
+    corio_loop_opts o = {.clock = CORIO_CLOCK_REAL};
     ASSERT_EQ(corio_run_opts(corio_coro(main_never_early, NULL), NULL, &o), 0);
     ASSERT_EQ(test_run_virtual(main_never_early, NULL, NULL), 0);
 }
@@ -224,7 +224,7 @@ static void *main_real_clock_monotonic(void *arg)
 
 TEST(clock_real_is_monotonic)
 {
-    corio_loop_opts o = {0, CORIO_CLOCK_REAL};
+    corio_loop_opts o = {.clock = CORIO_CLOCK_REAL};
     ASSERT_EQ(corio_run_opts(corio_coro(main_real_clock_monotonic, NULL), NULL, &o), 0);
 }
 
