@@ -78,8 +78,87 @@ header "making a coroutine object runs nothing until a loop runs it: expect it i
 run seed_coroutine_object
 
 # ---- 4. network demo ----------------------------------------------------------------------------
-# NETWORK DEMO: reserved for a later issue (e.g. an echo or HTTP server and a client
-# talking to it over TCP). Add its section here, between the seed programs and the scale demo.
+# examples/echo_server and examples/http_hello on 127.0.0.1, each on a port the kernel picks,
+# talked to with bash's /dev/tcp (and curl, if installed), then stopped with SIGINT: each
+# closes its listener, cancels its connection tasks and exits 0. The trap stops them however
+# the demo ends.
+net_tmp=$(mktemp -d)
+server_pid=""
+net_cleanup() {
+    local _
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 20); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$net_tmp"
+}
+trap net_cleanup EXIT
+
+start_server() {  # start_server NAME: run examples/NAME on port 0; sets $port, $server_pid
+    local prog="$BUILD/examples/$1" _
+    if [ ! -x "$prog" ]; then echo "not built: $prog" >&2; exit 1; fi
+    : >"$net_tmp/$1.out"   # there before the server starts writing: sed below can read it
+    "$prog" 0 >>"$net_tmp/$1.out" 2>&1 &
+    server_pid=$!
+    port=""
+    for _ in $(seq 50); do
+        port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\) (backend.*/\1/p' "$net_tmp/$1.out")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then echo "$1 did not start:" >&2; cat "$net_tmp/$1.out" >&2; exit 1; fi
+    cat "$net_tmp/$1.out"
+}
+
+stop_server() {  # stop_server NAME: SIGINT, up to 5 s to exit 0, then show what it said
+    local _ rc=0
+    kill -INT "$server_pid"
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -KILL "$server_pid" 2>/dev/null; then echo "$1 did not stop on SIGINT: killed" >&2; fi
+    wait "$server_pid" || rc=$?
+    server_pid=""
+    tail -n +2 "$net_tmp/$1.out"
+    if [ "$rc" -ne 0 ]; then echo "$1 exited with status $rc" >&2; exit 1; fi
+}
+
+header "a TCP echo server, one task per connection: two clients at once, echoed line by line"
+start_server echo_server
+exec 3<>"/dev/tcp/127.0.0.1/$port" 4<>"/dev/tcp/127.0.0.1/$port"
+printf 'hello from client 1\n' >&3
+printf 'hello from client 2\n' >&4
+for fd in 4 3; do
+    IFS= read -r -t 5 -u "$fd" reply || { echo "no echo on connection $fd" >&2; exit 1; }
+    echo "echoed: $reply"
+done
+exec 4>&-   # client 2 leaves; client 1 is still connected when the server stops
+stop_server echo_server
+exec 3>&-
+
+header "an HTTP/1.1 keep-alive server (the W4 benchmark's): one request, then three pipelined"
+start_server http_hello
+if command -v curl >/dev/null 2>&1; then
+    curl -sS -i --max-time 5 "http://127.0.0.1:$port/"
+    echo
+else
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    timeout 1 cat <&3 || true   # keep-alive: the server leaves the connection open
+    echo
+    exec 3>&-
+fi
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n' >&3
+timeout 1 cat <&3 >"$net_tmp/pipelined.txt" || true
+exec 3>&-
+echo "three pipelined requests on one connection: $(grep -o 'Hello, World!' "$net_tmp/pipelined.txt" | wc -l) responses"
+stop_server http_hello
+
+# ---- FETCHER DEMO: reserved for examples/fetcher (the seed's three fetches over real TCP,
+# sequential then concurrent, with its own server on corio's streams; it comes later).
+# Its section goes here, e.g.:
+#     header "the seed's fetches over TCP: one after another, then concurrently"
+#     run fetcher 1
 
 # ---- 5. scale -------------------------------------------------------------------------------------
 header "100,000 concurrent tasks each sleeping 1 s on real time: expect a little over 1 s"
