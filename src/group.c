@@ -399,10 +399,13 @@ int corio_as_completed_end(corio_as_completed *pac)
 
 /* ---- task groups ---------------------------------------------------------------------------- */
 
-/* One per child, in chunks the group owns until its end. */
+/* One per running child, in chunks the group owns until its end. An ended
+ * child's slot goes on the group's free list for the next spawn, so a
+ * long-lived group (a server's) holds slots for its peak, not its total. */
 typedef struct group_child {
     corio__awaiter a;          /* target NULL once the child has ended */
     struct taskgroup *g;
+    struct group_child *next_free;
 } group_child;
 
 #define CHILDREN_PER_CHUNK 32
@@ -418,6 +421,7 @@ typedef struct taskgroup {
     corio_loop *loop;
     corio__wait *waiting;      /* end's wait, while it waits for the children */
     child_chunk *chunks;
+    group_child *free_slots;   /* ended children's slots */
     size_t live;               /* children not yet ended */
     int nfailed;
     int first_error;
@@ -464,6 +468,8 @@ static void child_ended(corio__awaiter *a)
     taskgroup *g = c->g;
     int status = a->target->status;
     a->target = NULL;
+    c->next_free = g->free_slots;
+    g->free_slots = c;
     g->live--;
     if (status < 0 && status != -ECANCELED) {
         g->nfailed++;
@@ -503,7 +509,7 @@ int corio_taskgroup_spawn(corio_taskgroup *pg, corio_coro_t coro, corio_task **o
     if (g->scope.cancelled)
         return -ECANCELED; /* asyncio: the group is shutting down */
     child_chunk *ch = g->chunks;
-    if (!ch || ch->used == CHILDREN_PER_CHUNK) {
+    if (!g->free_slots && (!ch || ch->used == CHILDREN_PER_CHUNK)) {
         ch = malloc(sizeof *ch);
         if (!ch)
             return -ENOMEM;
@@ -515,7 +521,11 @@ int corio_taskgroup_spawn(corio_taskgroup *pg, corio_coro_t coro, corio_task **o
     int rc = corio_task_create(&t, coro, NULL);
     if (rc < 0)
         return rc;
-    group_child *c = &ch->c[ch->used++];
+    group_child *c = g->free_slots;
+    if (c)
+        g->free_slots = c->next_free;
+    else
+        c = &ch->c[ch->used++];
     *c = (group_child){.a = {.target = t, .done = child_ended}, .g = g};
     link_awaiter(&c->a, t);
     g->live++;

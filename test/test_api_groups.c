@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #define SEC 1000000000LL
@@ -478,6 +479,39 @@ static void *main_group_spawn_out(void *arg)
 TEST(groups_spawn_with_out_handle)
 {
     ASSERT_EQ(test_run_virtual(main_group_spawn_out, NULL, NULL), 0);
+}
+
+/* A server's group lives long and spawns a child per connection: the slots
+ * of ended children are reused, so its memory follows the live children,
+ * not the total ever spawned (200,000 here; ~10 MB of slots otherwise). */
+static void *main_group_reuses_slots(void *arg)
+{
+    (void)arg;
+    long total = 200000 / test_scale();
+    corio_taskgroup g;
+    ASSERT_EQ(corio_taskgroup_begin(&g), 0);
+    size_t rss0 = 0;
+    for (long i = 0; i < total; i += 8) {
+        for (int k = 0; k < 8; k++)
+            ASSERT_EQ(corio_taskgroup_spawn(&g, corio_coro(count_run, NULL), NULL), 0);
+        ASSERT_EQ(corio_yield(), 0); /* they run and end */
+        if (i == 8000)
+            rss0 = test_rss_bytes(); /* after the warm-up: task slabs, stacks */
+    }
+    size_t rss1 = test_rss_bytes(); /* before the end frees the group's slots */
+    ASSERT_EQ(corio_taskgroup_end(&g, 0), 0);
+    ASSERT_EQ(counted, (int)(total + 7) / 8 * 8);
+    if (test_scale() == 1) {
+        printf("rss growth over %ld children: %ld KiB\n", total, ((long)rss1 - (long)rss0) / 1024);
+        ASSERT_LT((long)rss1 - (long)rss0, 2L << 20);
+    }
+    return NULL;
+}
+
+TEST(groups_long_lived_group_reuses_child_slots)
+{
+    counted = 0;
+    ASSERT_EQ(test_run_virtual(main_group_reuses_slots, NULL, NULL), 0);
 }
 
 static int late_spawn_rc = 1;
