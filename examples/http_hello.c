@@ -13,14 +13,15 @@
  * them all with one send (pipelining-safe: a request split across two recvs is counted
  * once, when its end arrives).
  *
- * What keeps it fast: a 4 KiB buffer on the task's stack (no allocation per connection
+ * What keeps it fast: a 3 KiB buffer on the task's stack (no allocation per connection
  * beyond the task), TCP_NODELAY, and corio_recv/corio_send straight on the socket. A
  * single response is sent from the constant itself; several pipelined ones are copied
  * into a buffer of a helper's frame, so the stack pages it needs are touched only then.
- * Memory: an idle connection costs the stack pages its task has touched. With the 4 KiB
- * buffer (the peers' size) that is two pages, 8 KiB: the buffer fills one and the frames
- * below it (corio_recv down to the switch) spill into the next. Built with
- * -DHELLO_BUF_SIZE=3072 it is one page, 4 KiB (bench/net_bench w6 measures it).
+ * Memory: an idle connection costs the stack pages its task has touched. With a 3 KiB
+ * buffer the buffer and the frames below it (corio_recv down to the switch) fit one
+ * page: 4 KiB per idle connection (bench/net_bench w6 measures it). With the peers'
+ * 4 KiB buffer (-DHELLO_BUF_SIZE=4096) the frames spill into a second page: 8 KiB. A
+ * request longer than the buffer is simply read in several pieces.
  *
  * Shutdown, as in echo_server: SIGINT or SIGTERM (read from a signalfd by the main task)
  * stops the acceptor, closes the listener, cancels every connection task (each closes
@@ -44,7 +45,7 @@ static const char RESP[] =
     "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 #define RESP_LEN (sizeof RESP - 1)
 #ifndef HELLO_BUF_SIZE
-#define HELLO_BUF_SIZE 4096 /* the read buffer, on the connection task's stack */
+#define HELLO_BUF_SIZE 3072 /* the read buffer, on the connection task's stack */
 #endif
 
 static const char *g_host = "127.0.0.1";
