@@ -657,16 +657,143 @@ static void *reset_main(void *arg)
     ASSERT_EQ(corio_close(sv[1]), 0);
     ssize_t r = corio_send(sv[0], "x", 1, 0);
     ASSERT(r == -EPIPE || r == -ECONNRESET);
-    r = corio_write(sv[0], "x", 1);
-    ASSERT_EQ(r, -EPIPE); /* write(2) has no MSG_NOSIGNAL: corio still must not die */
+    /* write and writev on a socket go out as send/sendmsg with MSG_NOSIGNAL */
+    ASSERT_EQ(corio_write(sv[0], "x", 1), -EPIPE);
+    struct iovec iov[2] = {{"ab", 2}, {"cd", 2}};
+    ASSERT_EQ(corio_writev(sv[0], iov, 2), -EPIPE);
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+    ASSERT_EQ(corio_sendmsg(sv[0], &m, 0), -EPIPE);
     corio_close(sv[0]);
+
+    /* a TCP peer that resets the connection */
+    int lfd = corio_tcp_listen("127.0.0.1", 0, 8, 0);
+    ASSERT_GE(lfd, 0);
+    int cfd = corio_tcp_connect("127.0.0.1", corio_socket_port(lfd));
+    ASSERT_GE(cfd, 0);
+    int afd = corio_accept(lfd, NULL, NULL);
+    ASSERT_GE(afd, 0);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    ASSERT_EQ(setsockopt(afd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    ASSERT_EQ(corio_close(afd), 0); /* RST */
+    static char big[16384];
+    for (int i = 0; i < 100; i++) {
+        r = i % 2 ? corio_write(cfd, big, sizeof big) : corio_writev(cfd, iov, 2);
+        if (r < 0)
+            break;
+    }
+    ASSERT(r == -EPIPE || r == -ECONNRESET);
+    corio_close(cfd);
+    corio_close(lfd);
     return NULL;
 }
 
 TEST_IO(io_send_to_closed_peer_no_sigpipe)
 {
-    signal(SIGPIPE, SIG_IGN); /* write(2) would raise it; send never does */
+    signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
     ASSERT_EQ(run(reset_main, NULL), 0);
+}
+
+/* ---- recvmsg and sendmsg ------------------------------------------------------------------- */
+
+static void *msg_main(void *arg)
+{
+    (void)arg;
+    /* a stream: gather on send, scatter on receive */
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct iovec out[3] = {{"hello", 5}, {", ", 2}, {"world", 5}};
+    struct msghdr m = {.msg_iov = out, .msg_iovlen = 3};
+    ASSERT_EQ(corio_sendmsg(sv[0], &m, 0), 12);
+    char a[4], b[16] = {0};
+    struct iovec in[2] = {{a, sizeof a}, {b, sizeof b}};
+    struct msghdr r = {.msg_iov = in, .msg_iovlen = 2};
+    ASSERT_EQ(corio_recvmsg(sv[1], &r, 0), 12);
+    ASSERT_MEM_EQ(a, "hell", 4);
+    ASSERT_STR_EQ(b, "o, world");
+    ASSERT_EQ(corio_recvmsg(sv[1], NULL, 0), -EINVAL);
+    ASSERT_EQ(corio_sendmsg(sv[1], NULL, 0), -EINVAL);
+    ASSERT_EQ(corio_recvmsg(-1, &r, 0), -EBADF);
+    corio_close(sv[0]);
+    corio_close(sv[1]);
+
+    /* UDP: the sender's address comes back in msg_name; recvmsg waits */
+    int u1 = corio_udp_bind("127.0.0.1", 0, 0);
+    int u2 = corio_udp_bind("127.0.0.1", 0, 0);
+    ASSERT_GE(u1, 0);
+    ASSERT_GE(u2, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)corio_socket_port(u2)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct iovec d = {"datagram", 8};
+    struct msghdr sm = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &d, .msg_iovlen = 1};
+    ASSERT_EQ(corio_sendmsg(u1, &sm, 0), 8);
+    char buf[32];
+    struct sockaddr_in from;
+    struct iovec rd = {buf, sizeof buf};
+    struct msghdr rm = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &rd, .msg_iovlen = 1};
+    ASSERT_EQ(corio_recvmsg(u2, &rm, 0), 8);
+    ASSERT_MEM_EQ(buf, "datagram", 8);
+    ASSERT_EQ(rm.msg_namelen, sizeof from);
+    ASSERT_EQ(ntohs(from.sin_port), corio_socket_port(u1));
+    corio_close(u1);
+    corio_close(u2);
+    return NULL;
+}
+
+TEST_IO(io_recvmsg_sendmsg)
+{
+    ASSERT_EQ(run(msg_main, NULL), 0);
+}
+
+/* ---- fairness: a task streaming through a ready socket lets others run ------------------------ */
+
+static long fair_ticks;
+static int fair_done;
+
+static void *fair_ticker(void *arg)
+{
+    (void)arg;
+    while (!fair_done) {
+        fair_ticks++;
+        ASSERT_EQ(corio_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *fair_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int sz = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    corio_task *t = corio_create_task(corio_coro(fair_ticker, NULL));
+    ASSERT_EQ(corio_yield(), 0);
+    /* 12,800 one-byte sends and receives that never find the socket full or
+     * empty: on epoll none of them suspends */
+    enum { N = 12800 };
+    long ticks0 = fair_ticks;
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(corio_send(sv[0], "x", 1, 0), 1);
+        char c;
+        ASSERT_EQ(corio_recv(sv[1], &c, 1, 0), 1);
+    }
+    long ran = fair_ticks - ticks0;
+    fair_done = 1;
+    ASSERT_EQ(corio_await_task(t, NULL), 0);
+    corio_task_release(t);
+    /* 2N operations, a yield at least every 128 + 1: the ticker ran ~200 times */
+    printf("the other task ran %ld times during %d operations\n", ran, 2 * N);
+    ASSERT_GE(ran, 2 * N / 129 - 2);
+    corio_close(sv[0]);
+    corio_close(sv[1]);
+    return NULL;
+}
+
+TEST_IO(io_ready_socket_does_not_starve_others)
+{
+    fair_ticks = 0;
+    fair_done = 0;
+    ASSERT_EQ(run(fair_main, NULL), 0);
 }
 
 /* ---- regular files ---------------------------------------------------------------------------- */
