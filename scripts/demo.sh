@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# corio demo: the seed's asyncio programs translated to C, run on real time, then 100,000
-# concurrent sleepers. Meant for a fresh Debian 12 machine:
+# corio demo: the seed's asyncio programs translated to C, run on real time, a network
+# demo on the loopback, then 100,000 concurrent sleepers. Meant for a fresh Debian 12 machine:
 #
 #   scripts/demo.sh        (or `make demo`)
 #
@@ -8,7 +8,9 @@
 #    as root, otherwise prints the apt-get command to run and exits 1;
 # 2. builds everything with make;
 # 3. runs the seed programs (each prints its output, and its elapsed time to stderr);
-# 4. runs examples/scale_demo.
+# 4. the network demo on 127.0.0.1: echo_server and http_hello talked to with bash's
+#    /dev/tcp (and curl if installed), then fetcher (the seed's fetches over real TCP);
+# 5. runs examples/scale_demo.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -154,11 +156,8 @@ exec 3>&-
 echo "three pipelined requests on one connection: $(grep -o 'Hello, World!' "$net_tmp/pipelined.txt" | wc -l) responses"
 stop_server http_hello
 
-# ---- FETCHER DEMO: reserved for examples/fetcher (the seed's three fetches over real TCP,
-# sequential then concurrent, with its own server on corio's streams; it comes later).
-# Its section goes here, e.g.:
-#     header "the seed's fetches over TCP: one after another, then concurrently"
-#     run fetcher 1
+header "the seed's three fetches over real TCP: one after another (~3 s), then concurrently (~1 s)"
+run fetcher 1
 
 # ---- 5. scale -------------------------------------------------------------------------------------
 header "100,000 concurrent tasks each sleeping 1 s on real time: expect a little over 1 s"
