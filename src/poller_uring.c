@@ -390,29 +390,6 @@ int corio__uring_open(corio__poller *p)
     return -ENOSYS;
 }
 void corio__uring_close(corio__poller *p) { (void)p; }
-/* valgrind 3.19 holds its big lock through io_uring_enter, so a worker
- * thread could never run to post back while the loop waits there. Under
- * valgrind, with posts expected, the loop waits in poll(2) instead (which
- * valgrind knows may block), on the ring and the eventfd, at most 10 ms at a
- * time in case a completion is still in the kernel's task work. */
-static int valgrind_wait(corio_loop *l, int64_t timeout_ns)
-{
-    corio__poller *p = &l->poller;
-    if (p->sq_pending)
-        io_uring_submit(p->ring);
-    p->sq_pending = 0;
-    if (io_uring_cq_ready(p->ring))
-        return 0;
-    int64_t ms = timeout_ns < 0 ? 10 : (timeout_ns + 999999) / 1000000;
-    struct pollfd pf[2] = {{.fd = p->ring->ring_fd, .events = POLLIN},
-                           {.fd = p->wakefd, .events = POLLIN}};
-    if (poll(pf, 2, ms > 10 ? 10 : (int)ms) > 0 && (pf[1].revents & POLLIN)) {
-        corio__remote_drain(l);
-        return 1;
-    }
-    return 0;
-}
-
 int corio__uring_wait(corio_loop *l, int64_t timeout_ns)
 {
     (void)l, (void)timeout_ns;
