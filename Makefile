@@ -6,7 +6,8 @@
 #   make test-arm64      cross-build with aarch64-linux-gnu-gcc, run the core tests under qemu
 #   make valgrind        the native suite under valgrind (stacks registered)
 #   make demo            the seed programs on real time, plus a 100,000-task scale demo
-#   make bench           corio_bench beside the peers in ../shared/peers, medians of 3
+#   make bench           corio_bench and the network benchmarks (w4-w6) beside the peers
+#                        in ../shared/peers, medians of 3
 #
 # Variants (each builds into its own folder):
 #   SAN=asan             -fsanitize=address,undefined             -> build/asan
@@ -124,6 +125,7 @@ demo:
 
 bench: all
 	BUILD=$(BUILD) bench/run.sh
+	BUILD=$(BUILD) bench/net.sh
 
 clean:
 	rm -rf build

@@ -259,11 +259,7 @@ int test_read_file(const char *path, char **data, size_t *len)
     return *data ? 0 : -ENOMEM;
 }
 
-/* exec argv, behind $CORIO_TEST_EXEC_WRAPPER when set (space-separated
- * words, e.g. "qemu-aarch64-static -L /usr/aarch64-linux-gnu" for a cross
- * build run under qemu-user, which cannot exec target binaries itself).
- * Returns only on failure. */
-static void exec_wrapped(char *const argv[])
+void test_exec_wrapped(char *const argv[])
 {
     const char *w = getenv("CORIO_TEST_EXEC_WRAPPER");
     if (!w || !*w) {
@@ -305,7 +301,7 @@ int test_exec_capture(char *const argv[], char *const envp_extra[], char **out, 
         dup2(pe[1], 2);
         for (size_t i = 0; envp_extra && envp_extra[i]; i++)
             putenv(envp_extra[i]);
-        exec_wrapped(argv);
+        test_exec_wrapped(argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }

@@ -134,6 +134,12 @@ int test_run_virtual(corio_fn *fn, void *arg, void **result);
 /* $CORIO_BUILD, or "build". */
 const char *test_build_dir(void);
 
+/* exec argv, behind $CORIO_TEST_EXEC_WRAPPER when set (space-separated
+ * words, e.g. "qemu-aarch64-static -L /usr/aarch64-linux-gnu" for a cross
+ * build run under qemu-user, which cannot exec target binaries itself).
+ * Returns only on failure (errno set). */
+void test_exec_wrapped(char *const argv[]);
+
 /* Run argv[0] (a path) with argv, the environment plus envp_extra ("K=V"
  * strings, NULL-terminated; may be NULL). *out and *err (each may be NULL)
  * get malloc'd, NUL-terminated copies of its stdout and stderr, *outlen its
