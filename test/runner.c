@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include "test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -390,6 +391,20 @@ static int use_valgrind(void)
 {
     const char *v = getenv("CORIO_VALGRIND");
     return v && strcmp(v, "1") == 0;
+}
+
+int test_count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        test__fail(__FILE__, __LINE__, "opendir /proc/self/fd: %s", strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
 }
 
 int test_under_valgrind(void)

@@ -162,6 +162,9 @@ int test_fork_stderr(int (*child)(void *), void *arg, char *err, size_t cap, int
 /* True when this process runs under valgrind (either way the suite uses it). */
 int test_under_valgrind(void);
 
+/* How many fds this process has open (from /proc/self/fd): leak checks. */
+int test_count_fds(void);
+
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 size_t test_rss_bytes(void);
 

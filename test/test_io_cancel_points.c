@@ -38,19 +38,6 @@ static struct {
     bool finished;        /* the client did all its work */
 } P;
 
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    ASSERT_NOT_NULL(d);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
-
 static void hook(corio_loop *l, corio_task *t, corio__wait *w)
 {
     (void)l, (void)w;
@@ -233,7 +220,7 @@ static void *cp_main(void *arg)
 static void every_point(int mode)
 {
     ops_hit = 0;
-    int before = count_fds();
+    int before = test_count_fds();
     long k;
     for (k = 0; k < 5000; k++) {
         memset(&P, 0, sizeof P);
@@ -243,7 +230,7 @@ static void every_point(int mode)
         int rc = corio_run(corio_coro(cp_main, NULL), NULL);
         corio__suspend_hook = NULL;
         ASSERT_EQ(rc, 0);
-        ASSERT_EQ(count_fds(), before);
+        ASSERT_EQ(test_count_fds(), before);
         if (!P.fired) {
             ASSERT(P.finished); /* no interruption: the client did everything */
             ASSERT_EQ(P.client_rc, 0);

@@ -23,19 +23,6 @@ static int run(corio_fn *fn, void *arg)
     return corio_run(corio_coro(fn, arg), NULL);
 }
 
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    ASSERT_NOT_NULL(d);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
-
 /* ---- which backend ------------------------------------------------------------------ */
 
 static void *backend_main(void *arg)
@@ -356,10 +343,10 @@ static void *tcp_main(void *arg)
 
 TEST_IO(io_tcp_ipv4_echo)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     struct tcp_ctx c = {.host = "127.0.0.1"};
     ASSERT_EQ(run(tcp_main, &c), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 TEST_IO(io_tcp_ipv6_echo)
@@ -393,9 +380,9 @@ static void *refused_main(void *arg)
 
 TEST_IO(io_connect_refused)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(refused_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* ---- UDP ---------------------------------------------------------------------------------- */
@@ -564,9 +551,9 @@ static void *accept_timeout_main(void *arg)
 
 TEST_IO(io_accept_timeout_leaks_nothing)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(accept_timeout_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* A connect that never completes (a full backlog of a listener nobody
@@ -600,9 +587,9 @@ static void *connect_timeout_main(void *arg)
 
 TEST_IO(io_connect_timeout_leaks_nothing)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(connect_timeout_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* corio_close while another task waits on the fd: it gets -EBADF. */
@@ -1053,14 +1040,14 @@ static void *cancel_each_main(void *arg)
 
 TEST_IO(io_cancel_client_at_each_turn_leaks_nothing)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     int cancelled = 0;
     for (cancel_at = 0; cancel_at < 40; cancel_at++) {
         struct echo_pair p = {0};
         ASSERT_EQ(run(cancel_each_main, &p), 0);
         ASSERT(p.client_rc == 0 || p.client_rc == -ECANCELED);
         cancelled += p.client_rc == -ECANCELED;
-        ASSERT_EQ(count_fds(), before);
+        ASSERT_EQ(test_count_fds(), before);
     }
     ASSERT_GT(cancelled, 0);
     (void)suspensions;

@@ -28,19 +28,6 @@ static int run(corio_fn *fn, void *arg)
     return corio_run(corio_coro(fn, arg), NULL);
 }
 
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    ASSERT_NOT_NULL(d);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
-
 /* A stream on one end of a socketpair; the other end is a plain fd. */
 static corio_stream *pair_stream(int *peer, const corio_stream_opts *o)
 {
@@ -155,20 +142,20 @@ static void *echo_main(void *arg)
 
 TEST_IO(stream_echo_round_trips)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     struct echo_ctx c = {.rounds = 20};
     ASSERT_EQ(run(echo_main, &c), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 TEST_IO(stream_unix_echo_and_socket_file_removed)
 {
     char path[108];
     snprintf(path, sizeof path, "/tmp/corio-stream-%d.sock", (int)getpid());
-    int before = count_fds();
+    int before = test_count_fds();
     struct echo_ctx c = {.rounds = 5, .path = path};
     ASSERT_EQ(run(echo_main, &c), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
     struct stat st;
     ASSERT_EQ(stat(path, &st), -1); /* the server removed its socket file */
 }
@@ -581,9 +568,9 @@ static void *drain_main(void *arg)
 
 TEST_IO(stream_drain_backpressure_and_write_eof)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(drain_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* Buffered data goes out without anyone draining (the flusher), and
@@ -638,9 +625,9 @@ static void *flush_main(void *arg)
 
 TEST_IO(stream_buffered_data_flushed_in_background)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(flush_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* ---- write_eof: the peer reads EOF, and can still answer ------------------------------------- */
@@ -743,9 +730,9 @@ static void *reset_main(void *arg)
 TEST_IO(stream_peer_reset_mid_write_no_sigpipe)
 {
     signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(reset_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* ---- a failing handler is reported, the server goes on ------------------------------------------- */
@@ -881,10 +868,10 @@ static void *close_main(void *arg)
 
 TEST_IO(stream_server_close_wait_closed_leaves_no_fd)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     struct idle_ctx c = {0};
     ASSERT_EQ(run(close_main, &c), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* close_clients cancels the connection tasks; wait_closed then has nothing to wait for. */
@@ -913,10 +900,10 @@ static void *close_clients_main(void *arg)
 
 TEST_IO(stream_server_close_clients)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     struct idle_ctx c = {0};
     ASSERT_EQ(run(close_clients_main, &c), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* serve_forever: returns 0 when another task closes the server, -ECANCELED
@@ -957,9 +944,9 @@ static void *forever_main(void *arg)
 
 TEST_IO(stream_serve_forever_until_closed_or_cancelled)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(forever_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* ---- cancellation in readline, readexactly and drain ---------------------------------------------- */
@@ -1051,9 +1038,9 @@ static void *cancel_main(void *arg)
 
 TEST_IO(stream_cancel_readline_readexactly_drain)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(cancel_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* ---- EMFILE on accept: back off, do not spin, do not die ------------------------------------------ */
@@ -1340,10 +1327,10 @@ TEST_IO(stream_10000_concurrent_connections)
         n = (int)(rl.rlim_cur - 64) / 2;
         printf("note: RLIMIT_NOFILE %lu allows %d connections only\n", (unsigned long)rl.rlim_cur, n);
     }
-    int before = count_fds();
+    int before = test_count_fds();
     struct many_ctx c = {.n = n};
     ASSERT_EQ(run(many_main, &c), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* ---- bad input -------------------------------------------------------------------------------- */
@@ -1400,9 +1387,9 @@ static void *bad_main(void *arg)
 
 TEST_IO(stream_bad_input)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     ASSERT_EQ(run(bad_main, NULL), 0);
-    ASSERT_EQ(count_fds(), before);
+    ASSERT_EQ(test_count_fds(), before);
 }
 
 /* Outside a task, the calls that may suspend say -EPERM. */
