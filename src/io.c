@@ -120,6 +120,11 @@ static int fd_first_seen(corio_loop *l, int fd, corio__fd *f)
         return -errno;
     f->file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
     f->sock = S_ISSOCK(st.st_mode);
+    if (f->sock) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        f->stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    }
     if (l->poller.kind == CORIO_BACKEND_EPOLL && !f->file) {
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0)
@@ -231,7 +236,7 @@ int64_t corio__io_run(corio_loop *l, corio_task *self, corio__io *io)
 
 /* A number the kernel just handed out: whatever corio knew about an fd of
  * that number is stale (it was closed behind corio's back). */
-void corio__fd_fresh_socket(corio_loop *l, int fd)
+void corio__fd_fresh_socket(corio_loop *l, int fd, bool stream)
 {
     corio__fd *f = corio__fd_find(&l->poller, fd);
     if (f && f->seen) {
@@ -243,6 +248,7 @@ void corio__fd_fresh_socket(corio_loop *l, int fd)
     if ((f = corio__fd_get(&l->poller, fd))) {
         f->seen = true; /* non-blocking from birth */
         f->sock = true;
+        f->stream = stream;
     }
 }
 
@@ -379,8 +385,10 @@ int corio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     corio__io io = IO(.op = CORIO__OP_ACCEPT, .fd = fd, .addr = addr, .addrlen = addr ? addrlen : NULL,
                       .flags = SOCK_NONBLOCK | SOCK_CLOEXEC);
     int64_t r = run_op(&io);
-    if (r >= 0)
-        corio__fd_fresh_socket(corio__tls_loop, (int)r);
+    if (r >= 0) {
+        corio__fd *lf = corio__fd_find(&corio__tls_loop->poller, fd);
+        corio__fd_fresh_socket(corio__tls_loop, (int)r, lf && lf->stream); /* the listener's type */
+    }
     return (int)r;
 }
 

@@ -40,7 +40,10 @@ struct corio__fd {
     bool registered;           /* epoll: in the epoll set (edge-triggered, in and out) */
     bool file;                 /* a regular file or block device: never "ready" */
     bool sock;                 /* a socket: writes go out as send(MSG_NOSIGNAL) */
+    bool stream;               /* a SOCK_STREAM socket: a short transfer means empty/full */
     uint8_t ready;             /* epoll: edges that came with nobody waiting (1 << dir) */
+    uint8_t drained;           /* epoll: a short transfer saw it empty/full (1 << dir) */
+    uint8_t hup;               /* epoll: EOF, hang-up or error seen: calls never wait first */
 };
 
 #define CORIO__FD_CHUNK 1024
@@ -59,7 +62,7 @@ void corio__fd_table_free(corio__poller *p);
 /* A socket the kernel just handed out (socket, accept4; SOCK_NONBLOCK):
  * forget what was known of an older fd of that number, and note this one
  * so that its first operation skips the fstat/fcntl of first sight. */
-void corio__fd_fresh_socket(corio_loop *l, int fd);
+void corio__fd_fresh_socket(corio_loop *l, int fd, bool stream);
 
 /* The system call an operation stands for, once, non-blocking: its result or -errno. */
 int64_t corio__io_syscall(corio__io *io);

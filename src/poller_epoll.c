@@ -90,6 +90,8 @@ int corio__epoll_wait(corio_loop *l, int64_t timeout_ns)
         if (!f)
             continue;
         uint32_t e = ev[i].events;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) /* sticky: no further edge will say so */
+            f->hup |= (uint8_t)(1u << CORIO__FD_IN | (e & (EPOLLHUP | EPOLLERR) ? 1u << CORIO__FD_OUT : 0));
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             wake_dir(l, f, CORIO__FD_IN);
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -162,19 +164,42 @@ static int connect_outcome(int fd)
     return 0;
 }
 
+/* The bytes a transfer asked for; 0 for the operations that are not transfers. */
+static size_t op_size(const corio__io *io)
+{
+    switch (io->op) {
+    case CORIO__OP_READ: case CORIO__OP_RECV: case CORIO__OP_WRITE: case CORIO__OP_SEND:
+        return io->len;
+    case CORIO__OP_READV: case CORIO__OP_WRITEV: {
+        size_t n = 0;
+        for (int i = 0; i < io->iovcnt; i++)
+            n += io->iov[i].iov_len;
+        return n;
+    }
+    default:
+        return 0; /* recvmsg/sendmsg (ancillary data), datagrams, accept, connect */
+    }
+}
+
 int64_t corio__epoll_run(corio_loop *l, corio_task *self, corio__io *io)
 {
     corio__fd *f = corio__fd_find(&l->poller, io->fd);
-    bool poll_only = io->op == CORIO__OP_POLL_IN || io->op == CORIO__OP_POLL_OUT;
-    if (poll_only) {
-        uint8_t bit = (uint8_t)(1u << (io->op == CORIO__OP_POLL_IN ? CORIO__FD_IN : CORIO__FD_OUT));
+    uint8_t bit = (uint8_t)(1u << (corio__op_is_input(io->op) ? CORIO__FD_IN : CORIO__FD_OUT));
+    if (io->op == CORIO__OP_POLL_IN || io->op == CORIO__OP_POLL_OUT) {
         if (f->ready & bit) {
             f->ready &= (uint8_t)~bit;
             return 0;
         }
         return wait_ready(l, self, io, f);
     }
-    int64_t r = corio__io_syscall(io);
+    /* After a short transfer, wait for an edge before trying again: saves
+     * the EAGAIN system call (a request/response server's every second
+     * read). An edge that came meanwhile shows in f->ready. Not after
+     * EOF or a hang-up: the call would return at once, and no edge comes. */
+    size_t want = op_size(io);
+    bool skip = (f->drained & bit) && !((f->ready | f->hup) & bit) && want > 0;
+    f->drained &= (uint8_t)~bit;
+    int64_t r = skip ? -EAGAIN : corio__io_syscall(io);
     if (io->op == CORIO__OP_CONNECT) {
         if (r != -EINPROGRESS)
             return r == -EAGAIN ? -EAGAIN : r; /* Unix sockets: EAGAIN is a full backlog */
@@ -192,6 +217,14 @@ int64_t corio__epoll_run(corio_loop *l, corio_task *self, corio__io *io)
         if (rc < 0)
             return rc;
         r = corio__io_syscall(io);
+    }
+    if (r > 0 && (size_t)r < want && f->stream && !(io->flags & (MSG_PEEK | MSG_OOB))) {
+        /* A short transfer on a stream socket found it empty (or full):
+         * any edge collected before is spent (epoll_wait ran before this
+         * call), and until the next one another call in this direction
+         * would only get EAGAIN. (Tokio clears readiness the same way.) */
+        f->drained |= bit;
+        f->ready &= (uint8_t)~bit;
     }
     return r;
 }

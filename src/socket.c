@@ -22,7 +22,7 @@ int corio_socket(int domain, int type, int protocol)
     if (fd < 0)
         return -errno;
     if (corio__tls_loop)
-        corio__fd_fresh_socket(corio__tls_loop, fd);
+        corio__fd_fresh_socket(corio__tls_loop, fd, (type & 0xf) == SOCK_STREAM);
     return fd;
 }
 
