@@ -186,8 +186,8 @@ int64_t corio__epoll_run(corio_loop *l, corio_task *self, corio__io *io)
     corio__fd *f = corio__fd_find(&l->poller, io->fd);
     uint8_t bit = (uint8_t)(1u << (corio__op_is_input(io->op) ? CORIO__FD_IN : CORIO__FD_OUT));
     if (io->op == CORIO__OP_POLL_IN || io->op == CORIO__OP_POLL_OUT) {
-        if (f->ready & bit) {
-            f->ready &= (uint8_t)~bit;
+        if ((f->ready | f->hup) & bit) {
+            f->ready &= (uint8_t)~bit; /* after EOF or a hang-up it stays ready */
             return 0;
         }
         return wait_ready(l, self, io, f);

@@ -40,6 +40,7 @@
 struct corio_stream {
     int fd;
     bool eof;           /* the peer's EOF has been seen */
+    bool drained;       /* the last receive was short: the socket is empty for now */
     bool closing;       /* close() called */
     bool reading;       /* a task is inside a read call */
     bool eof_pending;   /* write_eof called with data still buffered */
@@ -266,6 +267,16 @@ static ssize_t recv_some(corio_stream *s, char *dst, size_t n)
     for (;;) {
         if (s->closing)
             return 0;
+        if (s->drained) {
+            /* a short receive emptied the socket: wait first, instead of a
+             * receive that would only say EAGAIN */
+            s->drained = false;
+            rbuf_tidy(s);
+            int rc = corio_wait_readable(s->fd);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         char *to = dst;
         if (!dst) {
             ssize_t room = rbuf_room(s);
@@ -276,6 +287,7 @@ static ssize_t recv_some(corio_stream *s, char *dst, size_t n)
         }
         ssize_t r = recv(s->fd, to, n, MSG_DONTWAIT);
         if (r > 0) {
+            s->drained = (size_t)r < n;
             if (!dst)
                 s->rlen += (size_t)r;
             return r;
