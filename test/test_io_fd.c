@@ -680,6 +680,48 @@ TEST_IO(io_send_to_closed_peer_no_sigpipe)
     ASSERT_EQ(run(reset_main, NULL), 0);
 }
 
+/* ---- after EOF: readable for good, and a short read does not wait ---------------------------- */
+
+static void *eof_ready_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    corio_scope sc;
+    ASSERT_EQ(corio_timeout_begin(&sc, 5.0), 0); /* a wait that never ends fails, not hangs */
+    ASSERT_EQ(corio_wait_writable(sv[1]), 0);
+    ASSERT_EQ(write(sv[0], "abc", 3), 3);
+    ASSERT_EQ(shutdown(sv[0], SHUT_WR), 0);
+    /* the edge for the data and the EOF is taken by this wait... */
+    ASSERT_EQ(corio_wait_readable(sv[1]), 0);
+    char c[8];
+    ASSERT_EQ(corio_recv(sv[1], c, 1, 0), 1);
+    /* ...and no other edge comes: the fd must still count as readable */
+    ASSERT_EQ(corio_wait_readable(sv[1]), 0);
+    ASSERT_EQ(corio_recv(sv[1], c, sizeof c, 0), 2); /* short: the socket is empty */
+    ASSERT_EQ(corio_recv(sv[1], c, sizeof c, 0), 0); /* EOF, at once */
+    ASSERT_EQ(corio_wait_readable(sv[1]), 0);
+    ASSERT_EQ(corio_scope_end(&sc), 0);
+    corio_close(sv[0]);
+    corio_close(sv[1]);
+
+    /* a short read, then more data: the next read waits for it and gets it */
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ASSERT_EQ(corio_send(sv[0], "xy", 2, 0), 2);
+    ASSERT_EQ(corio_recv(sv[1], c, sizeof c, 0), 2);
+    ASSERT_EQ(corio_send(sv[0], "z", 1, 0), 1); /* no loop turn between: its edge is pending */
+    ASSERT_EQ(corio_recv(sv[1], c, sizeof c, 0), 1);
+    ASSERT_EQ(c[0], 'z');
+    corio_close(sv[0]);
+    corio_close(sv[1]);
+    return NULL;
+}
+
+TEST_IO(io_eof_stays_readable_and_short_reads_wait_right)
+{
+    ASSERT_EQ(run(eof_ready_main, NULL), 0);
+}
+
 /* ---- recvmsg and sendmsg ------------------------------------------------------------------- */
 
 static void *msg_main(void *arg)
