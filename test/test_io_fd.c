@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "test.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -382,6 +383,42 @@ TEST_IO(io_connect_refused)
 {
     int before = test_count_fds();
     ASSERT_EQ(run(refused_main, NULL), 0);
+    ASSERT_EQ(test_count_fds(), before);
+}
+
+/* Unreachable: the kernel has no unicast route for a TCP connection to a
+ * multicast or broadcast address, nor for an IPv4-mapped address from an
+ * IPv6-only socket, and says so at once: nothing leaves the machine. */
+static void *unreachable_main(void *arg)
+{
+    (void)arg;
+    static const uint32_t v4[] = {0xe0000001 /* 224.0.0.1 */, 0xffffffff /* broadcast */};
+    for (size_t i = 0; i < 2; i++) {
+        int fd = corio_socket(AF_INET, SOCK_STREAM, 0);
+        ASSERT_GE(fd, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(v4[i])};
+        ASSERT_EQ(corio_connect(fd, (struct sockaddr *)&a, sizeof a), -ENETUNREACH);
+        ASSERT_EQ(corio_close(fd), 0);
+    }
+    int fd = corio_socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        int on = 1;
+        ASSERT_EQ(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on), 0);
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(9)};
+        ASSERT_EQ(inet_pton(AF_INET6, "::ffff:127.0.0.1", &a6.sin6_addr), 1);
+        ASSERT_EQ(corio_connect(fd, (struct sockaddr *)&a6, sizeof a6), -ENETUNREACH);
+        ASSERT_EQ(corio_close(fd), 0);
+    }
+    ASSERT_EQ(corio_tcp_connect("224.0.0.1", 9), -ENETUNREACH);
+    corio_stream *st;
+    ASSERT_EQ(corio_open_connection("255.255.255.255", 9, &st, NULL), -ENETUNREACH);
+    return NULL;
+}
+
+TEST_IO(io_connect_unreachable)
+{
+    int before = test_count_fds();
+    ASSERT_EQ(run(unreachable_main, NULL), 0);
     ASSERT_EQ(test_count_fds(), before);
 }
 
