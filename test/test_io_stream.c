@@ -735,6 +735,77 @@ TEST_IO(stream_peer_reset_mid_write_no_sigpipe)
     ASSERT_EQ(test_count_fds(), before);
 }
 
+/* A reset while the reader waits: readexactly with half its bytes in, and
+ * a raw recv, both get -ECONNRESET; nothing leaks. */
+struct midread {
+    corio_stream *s;
+    int raw;
+    ssize_t stream_rc, raw_rc;
+};
+
+static void *midread_stream(void *arg)
+{
+    struct midread *m = arg;
+    char b[64];
+    m->stream_rc = corio_stream_readexactly(m->s, b, sizeof b);
+    return NULL;
+}
+
+static void *midread_raw(void *arg)
+{
+    struct midread *m = arg;
+    char b[64];
+    m->raw_rc = corio_recv(m->raw, b, sizeof b, MSG_WAITALL);
+    return NULL;
+}
+
+static void rst_close(int fd)
+{
+    struct linger lg = {1, 0};
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    ASSERT_EQ(corio_close(fd), 0);
+}
+
+static void *midread_main(void *arg)
+{
+    (void)arg;
+    int l = corio_tcp_listen("127.0.0.1", 0, 4, 0);
+    ASSERT_GE(l, 0);
+    struct midread m = {0};
+    ASSERT_EQ(corio_open_connection("127.0.0.1", corio_socket_port(l), &m.s, NULL), 0);
+    int peer1 = corio_accept(l, NULL, NULL);
+    m.raw = corio_tcp_connect("127.0.0.1", corio_socket_port(l));
+    ASSERT_GE(m.raw, 0);
+    int peer2 = corio_accept(l, NULL, NULL);
+    ASSERT_GE(peer1, 0);
+    ASSERT_GE(peer2, 0);
+    corio_task *t1 = corio_create_task(corio_coro(midread_stream, &m));
+    corio_task *t2 = corio_create_task(corio_coro(midread_raw, &m));
+    ASSERT_EQ(corio_send(peer1, "half of it", 10, 0), 10);
+    ASSERT_EQ(corio_send(peer2, "half of it", 10, 0), 10);
+    ASSERT_EQ(corio_sleep(0.02), 0); /* both readers have some bytes and wait for more */
+    ASSERT_EQ(corio_task_done(t1), 0);
+    rst_close(peer1);
+    rst_close(peer2);
+    ASSERT_EQ(corio_await_task(t1, NULL), 0);
+    ASSERT_EQ(corio_await_task(t2, NULL), 0);
+    corio_task_release(t1);
+    corio_task_release(t2);
+    ASSERT_EQ(m.stream_rc, -ECONNRESET);
+    ASSERT(m.raw_rc == -ECONNRESET || m.raw_rc == 10); /* MSG_WAITALL may hand back what came */
+    ASSERT_EQ(corio_stream_wait_closed(m.s), 0);
+    corio_close(m.raw);
+    corio_close(l);
+    return NULL;
+}
+
+TEST_IO(stream_peer_reset_mid_read)
+{
+    int before = test_count_fds();
+    ASSERT_EQ(run(midread_main, NULL), 0);
+    ASSERT_EQ(test_count_fds(), before);
+}
+
 /* ---- a failing handler is reported, the server goes on ------------------------------------------- */
 
 static int picky_handler(corio_stream *s, void *arg)
