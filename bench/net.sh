@@ -128,11 +128,13 @@ fi
 
 # ---- machine load (as peers/run.sh) ----------------------------------------------------------------
 # quiet: wait (up to QUIET_WAIT s) until the machine is < 15 % busy over 1 s; warn if never.
+# iowait counts as idle: a loop blocked in io_uring_enter shows as iowait on this kernel
+# (100 % of a CPU while it serves nothing), and it uses no CPU.
 quiet() {
     local _ a b
     for _ in $(seq "${QUIET_WAIT:-120}"); do
         read -r -a a </proc/stat; sleep 1; read -r -a b </proc/stat
-        (( 100 * (b[4] - a[4]) >= 85 * ( (b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[4]+a[5]+a[6]+a[7]+a[8]) ) )) && return 0
+        (( 100 * (b[4] + b[5] - a[4] - a[5]) >= 85 * ( (b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[4]+a[5]+a[6]+a[7]+a[8]) ) )) && return 0
     done
     echo "WARNING: the machine never got quiet: $1 figures are contended" >&2
     contended+=("$1")
