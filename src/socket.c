@@ -65,7 +65,7 @@ static int bind_one(const struct addrinfo *ai, int backlog, int flags, bool dual
     if (rc == 0 && ai->ai_socktype == SOCK_STREAM && listen(fd, backlog) < 0)
         rc = -errno;
     if (rc < 0) {
-        close(fd);
+        corio_close(fd); /* it is in the fd table: forget it too */
         return rc;
     }
     return fd;
@@ -175,7 +175,7 @@ int corio_unix_listen(const char *path, int type, int backlog)
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
         (type == SOCK_STREAM && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)) {
         rc = -errno;
-        close(fd);
+        corio_close(fd);
         return rc;
     }
     return fd;
