@@ -4,8 +4,12 @@
 #include "stack.h"
 #include "test.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static int count_maps(void)
 {
@@ -67,11 +71,26 @@ TEST(stack_many_stacks_few_mappings)
     corio__stack_pool_init(&p, 64 * 1024);
     int before = count_maps();
     int n = 100000 / test_scale();
-    for (int i = 0; i < n; i++)
-        ASSERT_NOT_NULL(corio__stack_get(&p));
+    static char *sample[128];
+    int nsample = 0;
+    for (int i = 0; i < n; i++) {
+        char *st = corio__stack_get(&p);
+        ASSERT_NOT_NULL(st);
+        if (i % (n / 100) == 0 && nsample < 128)
+            sample[nsample++] = st;
+    }
     int after = count_maps();
     /* 100k stacks of 68 KiB: 6.5 GiB in doubling mappings, a few dozen VMAs */
     ASSERT_LT(after - before, 64);
     corio__stack_pool_fini(&p);
-    ASSERT_LE(count_maps(), before + 2);
+    /* fini unmapped them all: msync says ENOMEM for memory that is not mapped */
+    long page = sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < nsample; i++) {
+        void *pg = (void *)((uintptr_t)(sample[i] - 1) & ~(uintptr_t)(page - 1));
+        ASSERT_EQ(msync(pg, (size_t)page, MS_ASYNC), -1);
+        ASSERT_EQ(errno, ENOMEM);
+    }
+    /* (valgrind maps memory of its own meanwhile: the count is exact only without it) */
+    if (!test_under_valgrind())
+        ASSERT_LE(count_maps(), before + 2);
 }
