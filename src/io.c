@@ -120,6 +120,7 @@ static int fd_first_seen(corio_loop *l, int fd, corio__fd *f)
         return -errno;
     f->file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
     f->sock = S_ISSOCK(st.st_mode);
+    f->stream = false;
     if (f->sock) {
         int type = 0;
         socklen_t len = sizeof type;
