@@ -36,6 +36,7 @@ typedef struct corio__poller {
     struct io_uring *ring;
     uint32_t waiting;     /* waits that an event can complete, plus remote jobs */
     uint32_t sq_pending;  /* io_uring: SQEs queued but not yet submitted */
+    bool no_iowait;       /* io_uring: the kernel takes IORING_ENTER_NO_IOWAIT (6.15) */
     int wakefd;           /* eventfd other threads write to wake the loop */
     corio__fd **fds;      /* indexed by fd number, in chunks; grown on demand */
     int nchunks;
