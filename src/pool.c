@@ -251,13 +251,9 @@ static int to_thread(corio_blocking_fn *fn, void *arg, void **result,
     if (!self)
         return -EPERM;
     /* A task already cancelled does not start a job it would abandon at once. */
-    if (self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL)) {
-        corio__scope *cause = corio__interrupt_cause(self);
-        if (cause) {
-            corio__credit(cause);
-            return -ECANCELED;
-        }
-    }
+    int rc = corio__interrupt_pending(self);
+    if (rc < 0)
+        return rc;
     job *j = malloc(sizeof *j);
     if (!j)
         return -ENOMEM;
@@ -265,7 +261,7 @@ static int to_thread(corio_blocking_fn *fn, void *arg, void **result,
     *j = (job){.soon = {.run = job_done}, .loop = l, .fn = fn, .arg = arg, .discard = discard,
                .waiter = &pw};
     corio__remote_begin(l); /* the loop stays open and awake until job_done */
-    int rc = pool_submit(j);
+    rc = pool_submit(j);
     if (rc < 0) {
         corio__remote_end(l);
         free(j);

@@ -539,31 +539,20 @@ static void sleep_cancel(corio__wait *w)
     corio__timers_remove(&corio__tls_loop->timers, &container_of(w, sleep_wait, w)->timer);
 }
 
-/* A yield has no wait record to interrupt: it just reports the cancel. */
-static bool yield_interrupted(corio_task *self)
-{
-    corio__scope *cause = corio__interrupt_cause(self);
-    if (cause)
-        corio__credit(cause);
-    return cause != NULL;
-}
-
 int corio_yield(void)
 {
     corio_loop *l;
     corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
-    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
-        yield_interrupted(self))
+    if (corio__interrupt_pending(self) < 0) /* a yield has no wait record: it just reports */
         return -ECANCELED;
     self->state = CORIO__T_READY;
     corio__ready_push(l, self);
     if (__builtin_expect(corio__suspend_hook != NULL, 0))
         corio__suspend_hook(l, self, NULL);
     switch_away(l, self);
-    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
-        yield_interrupted(self))
+    if (corio__interrupt_pending(self) < 0)
         return -ECANCELED;
     return 0;
 }
