@@ -143,12 +143,15 @@ int corio_udp_connect(const char *host, int port)
     return connect_host(host, port, SOCK_DGRAM);
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sun)
+/* The address of a Unix socket path, for type SOCK_STREAM or SOCK_DGRAM. */
+static int unix_addr(const char *path, int type, struct sockaddr_un *sun)
 {
     if (!path || !*path)
         return -EINVAL;
     if (strlen(path) >= sizeof sun->sun_path)
         return -ENAMETOOLONG;
+    if (type != SOCK_STREAM && type != SOCK_DGRAM)
+        return -EINVAL;
     memset(sun, 0, sizeof *sun);
     sun->sun_family = AF_UNIX;
     strcpy(sun->sun_path, path);
@@ -158,11 +161,9 @@ static int unix_addr(const char *path, struct sockaddr_un *sun)
 int corio_unix_listen(const char *path, int type, int backlog)
 {
     struct sockaddr_un sun;
-    int rc = unix_addr(path, &sun);
+    int rc = unix_addr(path, type, &sun);
     if (rc < 0)
         return rc;
-    if (type != SOCK_STREAM && type != SOCK_DGRAM)
-        return -EINVAL;
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
@@ -184,11 +185,9 @@ int corio_unix_listen(const char *path, int type, int backlog)
 int corio_unix_connect(const char *path, int type)
 {
     struct sockaddr_un sun;
-    int rc = unix_addr(path, &sun);
+    int rc = unix_addr(path, type, &sun);
     if (rc < 0)
         return rc;
-    if (type != SOCK_STREAM && type != SOCK_DGRAM)
-        return -EINVAL;
     int fd = corio_socket(AF_UNIX, type, 0);
     if (fd < 0)
         return fd;
