@@ -113,6 +113,79 @@ static void *round_entry(void *arg)
 }
 #endif
 
+#if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
+/* The two words apart: MXCSR without its sticky exception flags, and the
+ * x87 control word. Rounding bits: MXCSR 13-14, x87 10-11. */
+static unsigned get_mxcsr(void)
+{
+    unsigned v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return v & ~0x3Fu;
+}
+static void set_mxcsr(unsigned v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+static unsigned get_x87cw(void)
+{
+    unsigned short v;
+    __asm__ volatile("fnstcw %0" : "=m"(v));
+    return v;
+}
+static void set_x87cw(unsigned v)
+{
+    unsigned short w = (unsigned short)v;
+    __asm__ volatile("fldcw %0" : : "m"(w));
+}
+
+static int fp_which; /* 0: change MXCSR only, 1: the x87 word only */
+static unsigned fp_co_seen[2];
+
+/* Changes one word, switches back, checks it was kept, then ends (its
+ * return resumes main through corio__ctx_jump). */
+static void *fp_one_entry(void *arg)
+{
+    (void)arg;
+    if (fp_which == 0)
+        set_mxcsr(get_mxcsr() | 0x6000); /* round toward zero */
+    else
+        set_x87cw(get_x87cw() | 0x0C00);
+    corio__ctx_switch(&co_sp, main_sp);
+    fp_co_seen[0] = get_mxcsr();
+    fp_co_seen[1] = get_x87cw();
+    return main_sp;
+}
+#endif
+
+/* A switch loads the other context's MXCSR always and its x87 control word
+ * when the two differ: check each word alone, through a fresh entry, a
+ * switch each way and the end of a context. */
+TEST(arch_fp_words_switch_each_alone)
+{
+#if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
+    enum { SZ = 64 * 1024 };
+    char *stack = malloc(SZ);
+    ASSERT_NOT_NULL(stack);
+    unsigned mx = get_mxcsr(), cw = get_x87cw();
+    for (fp_which = 0; fp_which < 2; fp_which++) {
+        for (int fresh = 0; fresh < 2; fresh++) {
+            co_sp = corio__ctx_make(stack + SZ, SZ, fp_one_entry, NULL);
+            if (fresh)
+                corio__ctx_switch_fresh(&main_sp, co_sp);
+            else
+                corio__ctx_switch(&main_sp, co_sp);
+            ASSERT_EQ(get_mxcsr(), mx); /* its change stayed with it */
+            ASSERT_EQ(get_x87cw(), cw);
+            corio__ctx_switch(&main_sp, co_sp); /* it checks, then ends */
+            ASSERT_EQ(fp_co_seen[0], fp_which == 0 ? (mx | 0x6000) : mx);
+            ASSERT_EQ(fp_co_seen[1], fp_which == 1 ? (cw | 0x0C00) : cw);
+            ASSERT_EQ(get_mxcsr(), mx); /* and the jump at its end restored ours */
+            ASSERT_EQ(get_x87cw(), cw);
+        }
+    }
+    free(stack);
+#else
+    ASSERT(1); /* as arch_fp_modes_are_per_context */
+#endif
+}
+
 TEST(arch_fp_modes_are_per_context)
 {
 #if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
