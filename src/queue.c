@@ -384,7 +384,7 @@ static void waiter_done(queue *q, corio__waiter *wt)
 
 /* The put and get that need no waiting: 0 done, -EAGAIN (it would have to
  * wait), -ESHUTDOWN, -ENOMEM. put, try_put and select all start here. */
-static inline int put_at_once(queue *q, void *item)
+static inline __attribute__((always_inline)) int put_at_once(queue *q, void *item)
 {
     if (q->shut)
         return -ESHUTDOWN;
@@ -393,7 +393,7 @@ static inline int put_at_once(queue *q, void *item)
     return put_now(q, item);
 }
 
-static inline int get_at_once(queue *q, void **item)
+static inline __attribute__((always_inline)) int get_at_once(queue *q, void **item)
 {
     if (!q->count)
         return q->shut ? -ESHUTDOWN : -EAGAIN;
@@ -433,7 +433,8 @@ int corio_queue_put(corio_queue *pq, void *item)
     single_init(&s, q, "a queue put");
     waiter_link(&s.qw, &s.wt, q, true, 0, item);
     rc = corio__suspend(l, self, &s.qw.w);
-    qwait_unlink(&s.qw);
+    if (__builtin_expect(s.wt.linked, 0))
+        qwait_unlink(&s.qw);
     if (rc < 0)
         return rc; /* -ECANCELED, or -ESHUTDOWN */
     return put_promised(q, item);
@@ -470,7 +471,8 @@ int corio_queue_get(corio_queue *pq, void **item)
     single_init(&s, q, "a queue get");
     waiter_link(&s.qw, &s.wt, q, false, 0, NULL);
     rc = corio__suspend(l, self, &s.qw.w);
-    qwait_unlink(&s.qw);
+    if (__builtin_expect(s.wt.linked, 0))
+        qwait_unlink(&s.qw);
     waiter_done(q, &s.wt);
     if (rc < 0)
         return rc;
