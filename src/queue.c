@@ -415,7 +415,53 @@ static int put_promised(queue *q, void *item)
     return rc;
 }
 
+/* The hot case of a put, a ping-pong's every put: a live getter waits at the
+ * head and nothing stands in the way (not shut down, room, no putter ahead,
+ * buffer room for a give-back, as put_at_once checks), so the item goes
+ * straight to it. The same outcome as put_at_once's deliver, in fewer steps.
+ * False: nothing done, take the general path. */
+static inline __attribute__((always_inline)) bool put_handoff(corio_loop *l, queue *q, void *item)
+{
+    corio__waiter *g = q->getters.head;
+    if (!g || g->wait->woken || q->shut || q->putters.head || !room(q) ||
+        q->count + q->ngetters + 1 > q->cap)
+        return false;
+    corio__waiter *next = g->next;
+    q->getters.head = next;
+    if (next)
+        next->prev = NULL;
+    else
+        q->getters.tail = NULL;
+    g->linked = false;
+    g->item = item;
+    *g->won = g;
+    q->unfinished++;
+    corio__wake(l, g->wait, 0);
+    return true;
+}
+
+/* A queue of this loop, called from a task: the checks of every call, in
+ * the order that lets the hot paths skip the general ones. */
+static inline __attribute__((always_inline)) queue *hot_queue(corio_queue *pq, corio_loop *l)
+{
+    if (!pq || !l || !l->current)
+        return NULL;
+    queue *q = Q(pq);
+    return q->magic == QUEUE_MAGIC && q->loop == l ? q : NULL;
+}
+
+static __attribute__((noinline)) int put_general(corio_queue *pq, void *item);
+
 int corio_queue_put(corio_queue *pq, void *item)
+{
+    corio_loop *l = corio__tls_loop;
+    queue *q = hot_queue(pq, l);
+    if (__builtin_expect(q != NULL, 1) && put_handoff(l, q, item))
+        return 0;
+    return put_general(pq, item);
+}
+
+static int put_general(corio_queue *pq, void *item)
 {
     corio_loop *l;
     corio_task *self = corio__self(&l);
@@ -451,7 +497,26 @@ int corio_queue_try_put(corio_queue *pq, void *item)
     return put_at_once(q, item);
 }
 
-int corio_queue_get(corio_queue *pq, void **item)
+/* A get that waits, once the buffer is empty, the queue open and the room
+ * for a give-back reserved. */
+static inline __attribute__((always_inline)) int get_wait(corio_loop *l, corio_task *self,
+                                                          queue *q, void **item)
+{
+    single s;
+    single_init(&s, q, "a queue get");
+    waiter_link(&s.qw, &s.wt, q, false, 0, NULL);
+    int rc = corio__suspend(l, self, &s.qw.w);
+    if (__builtin_expect(s.wt.linked, 0))
+        qwait_unlink(&s.qw);
+    q->ngetters--; /* waiter_done, for a getter */
+    if (rc < 0)
+        return rc;
+    if (item)
+        *item = s.wt.item;
+    return 0;
+}
+
+static __attribute__((noinline)) int get_general(corio_queue *pq, void **item)
 {
     corio_loop *l;
     corio_task *self = corio__self(&l);
@@ -467,18 +532,18 @@ int corio_queue_get(corio_queue *pq, void **item)
         return rc;
     if (reserve(q, q->count + q->ngetters + 1) < 0)
         return -ENOMEM; /* room to give the item back if this getter is cancelled */
-    single s;
-    single_init(&s, q, "a queue get");
-    waiter_link(&s.qw, &s.wt, q, false, 0, NULL);
-    rc = corio__suspend(l, self, &s.qw.w);
-    if (__builtin_expect(s.wt.linked, 0))
-        qwait_unlink(&s.qw);
-    waiter_done(q, &s.wt);
-    if (rc < 0)
-        return rc;
-    if (item)
-        *item = s.wt.item;
-    return 0;
+    return get_wait(l, self, q, item);
+}
+
+int corio_queue_get(corio_queue *pq, void **item)
+{
+    corio_loop *l = corio__tls_loop;
+    queue *q = hot_queue(pq, l);
+    /* The hot case, a ping-pong's every get: empty, open, room reserved */
+    if (__builtin_expect(q != NULL, 1) && q->count == 0 && !q->shut &&
+        q->count + q->ngetters + 1 <= q->cap)
+        return get_wait(l, l->current, q, item);
+    return get_general(pq, item);
 }
 
 int corio_queue_try_get(corio_queue *pq, void **item)

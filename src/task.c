@@ -127,13 +127,27 @@ static void stack_bounds(corio_loop *l, corio_task *t, const void **lo, size_t *
     *size = p->size;
 }
 
+/* The stack pointer, read without making the caller keep a frame pointer. */
+static inline __attribute__((always_inline)) char *stack_pointer(void)
+{
+    char *sp;
+#if defined(__x86_64__)
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0); /* (costs a frame pointer) */
+#endif
+    return sp;
+}
+
 /* The overflow check made on every switch away from a task: the canary
  * below its stack is intact and its stack pointer is inside the stack. */
 static inline void stack_check(corio_loop *l, corio_task *t)
 {
     corio__stack_pool *p = &l->stacks[t->stack_class];
     uint64_t *canary = corio__stack_canary(p, t->stack);
-    char *sp = __builtin_frame_address(0);
+    char *sp = stack_pointer();
     if (*canary != corio__stack_canary_value(canary) || sp < corio__stack_lo(p, t->stack) + 256)
         corio__overflow_abort(l, t); /* reports from the scheduler's healthy stack */
 }
@@ -195,7 +209,7 @@ static void *leave_for(corio_loop *l, corio_task *to)
 
 /* Leave the running task `self` (already queued or waiting): run the next
  * ready task directly, or the scheduler when none is. */
-static void switch_away(corio_loop *l, corio_task *self)
+void corio__switch_away(corio_loop *l, corio_task *self)
 {
     if (!self)
         __builtin_unreachable(); /* lets the inlined switch drop its scheduler cases */
@@ -347,10 +361,6 @@ void corio__credit_interruption(corio_task *self)
         corio__credit(cause);
 }
 
-void corio__switch_away(corio_loop *l, corio_task *self)
-{
-    switch_away(l, self);
-}
 
 /* ---- creating and releasing ---------------------------------------------------------- */
 
@@ -551,7 +561,7 @@ int corio_yield(void)
     corio__ready_push(l, self);
     if (__builtin_expect(corio__suspend_hook != NULL, 0))
         corio__suspend_hook(l, self, NULL);
-    switch_away(l, self);
+    corio__switch_away(l, self);
     if (corio__interrupt_pending(self) < 0)
         return -ECANCELED;
     return 0;

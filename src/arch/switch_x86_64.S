@@ -50,8 +50,8 @@
     .globl  corio__ctx_switch
     .hidden corio__ctx_switch
     .type   corio__ctx_switch, @function
-    .p2align 4
-corio__ctx_switch:
+    .p2align 6
+corio__ctx_switch:                /* (63 bytes: .p2align 6 keeps it in one cache line) */
     .cfi_startproc
     SAVE_AND_SWITCH
 .Lload_fp:
@@ -80,7 +80,7 @@ corio__ctx_switch:
     .globl  corio__ctx_jump
     .hidden corio__ctx_jump
     .type   corio__ctx_jump, @function
-    .p2align 4
+    .p2align 6
 corio__ctx_jump:
     .cfi_startproc
     subq    $8, %rsp              /* the dying stack is scratch space: read our */
@@ -102,7 +102,7 @@ corio__ctx_jump:
     .globl  corio__ctx_switch_fresh
     .hidden corio__ctx_switch_fresh
     .type   corio__ctx_switch_fresh, @function
-    .p2align 4
+    .p2align 6
 corio__ctx_switch_fresh:
     .cfi_startproc
     SAVE_AND_SWITCH
@@ -128,7 +128,7 @@ corio__ctx_switch_fresh:
     .globl  corio__ctx_start
     .hidden corio__ctx_start
     .type   corio__ctx_start, @function
-    .p2align 4
+    .p2align 6
 corio__ctx_start:
     .cfi_startproc
     .cfi_undefined rip            /* end of the call chain for debuggers */
