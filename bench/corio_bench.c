@@ -8,6 +8,9 @@
  *   w3   N      spawn N tasks returning 2*i, then await them all; the sum must be N*(N-1)
  *   w3i  N      N times: create one task, await it, release it (nothing piles up)
  *   lock N      N lock acquisitions in all, handed over among 10,000 contending tasks
+ *   mem  N      no corio call: N fresh pages, one per 64 KiB, each touched once (as w1's
+ *               sleepers touch one stack page each). The machine's price of fresh memory,
+ *               the floor under w1 and w3 (ns_per_op = ns per page)
  *
  * Prints one JSON line to stdout:
  *   {"workload":"w1","runtime":"corio","n":N,"d":D,"wall_s":..,"rss_kb":..,"ns_per_op":..}
@@ -57,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -452,6 +456,25 @@ static int w3i(long n)
     return 0;
 }
 
+/* ---- MEM: what fresh memory costs on this machine ---------------------------------------- */
+static int mem(long n)
+{
+    const size_t stride = 64 * 1024;
+    size_t bytes = (size_t)(n > 0 ? n : 1) * stride;
+    char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        fail("mmap", -errno);
+        return -errno;
+    }
+    g_t0 = now_s(); /* the clock starts here */
+    for (long i = 0; i < n; i++)
+        ((volatile char *)p)[(size_t)i * stride + stride - 64] = 1;
+    g_wall_s = now_s() - g_t0;
+    munmap(p, bytes);
+    return 0;
+}
+
 /* ---- LOCK: handoff among 10,000 contending tasks ------------------------------------------ */
 #define LOCK_TASKS 10000
 
@@ -552,13 +575,14 @@ static void *bench_main(void *arg)
     int (*fn)(long) = (int (*)(long))arg;
     g_t0 = now_s();
     fn(g_n);
-    g_wall_s = now_s() - g_t0;
+    if (fn != mem) /* (mem times itself) */
+        g_wall_s = now_s() - g_t0;
     return NULL;
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: corio_bench w1 N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N\n");
+    fprintf(stderr, "usage: corio_bench w1 N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N | mem N\n");
     exit(2);
 }
 
@@ -596,6 +620,8 @@ int main(int argc, char **argv)
         fn = w3i;
     else if (strcmp(g_workload, "lock") == 0)
         fn = lock_bench;
+    else if (strcmp(g_workload, "mem") == 0)
+        fn = mem;
     else
         usage();
 

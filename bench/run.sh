@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # corio's benchmarks beside the peer runtimes of ../shared/peers (Go, Tokio, Node, libuv).
 #
-# Usage: bench/run.sh [--no-peers] [w1] [w2] [w2b] [w2c] [w3] [w3i] [lock]   (none = all seven)
+# Usage: bench/run.sh [--no-peers] [mem] [w1] [w2] [w2b] [w2c] [w3] [w3i] [lock]   (none = all eight)
 # Env:   REPS=3        runs per point; the table shows medians
 #        PEERS_SLOW=1  add asyncio and uvloop (tens of seconds per W1 run)
 #        BUILD=build   where corio_bench was built (`make` does it; `make bench` runs this)
 #
 # Workloads (corio: build/bench/corio_bench; peers: the commands of ../shared/peers/run.sh):
+#   mem  the machine's price of fresh memory: 100,000 pages touched once each, one per 64 KiB
+#        (no corio call). w1 and w3 pay it for every page they touch first; on this VM it has
+#        ranged from ~1 us to ~15 us per page, so read w1 and w3 beside it
 #   w1   1,000,000 tasks each sleep 1 s, plus N=0 for the RSS baseline;
 #        RSS/task = (peak RSS - peak RSS at N=0) / N
 #   w2   ping-pong: 10,000,000 round trips of one item between two tasks through two queues
@@ -38,19 +41,19 @@ JSONL="$OUTDIR/results.jsonl"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-usage() { echo "usage: bench/run.sh [--no-peers] [w1] [w2] [w2b] [w2c] [w3] [w3i] [lock]" >&2; exit 2; }
+usage() { echo "usage: bench/run.sh [--no-peers] [mem] [w1] [w2] [w2b] [w2c] [w3] [w3i] [lock]" >&2; exit 2; }
 
 peers=1
 workloads=()
 for a in "$@"; do
     case $a in
         --no-peers) peers=0 ;;
-        w1|w2|w2b|w2c|w3|w3i|lock) workloads+=("$a") ;;
+        mem|w1|w2|w2b|w2c|w3|w3i|lock) workloads+=("$a") ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $a" >&2; usage ;;
     esac
 done
-[ ${#workloads[@]} -eq 0 ] && workloads=(w1 w2 w2b w2c w3 w3i lock)
+[ ${#workloads[@]} -eq 0 ] && workloads=(mem w1 w2 w2b w2c w3 w3i lock)
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "REPS must be a positive integer" >&2; exit 2; }
 
 if [ ! -x "$CORIO" ]; then
@@ -222,6 +225,7 @@ run_w3() {
         peer uvloop w3 1000000 0 /usr/bin/python3 py/bench.py --uvloop w3 1000000
     fi
 }
+run_mem() { corio mem 100000; }
 run_w3i() { corio w3i 10000000; }
 run_w2c() { corio w2c 10000000; }
 run_lock() { corio lock 10000000; }
@@ -291,6 +295,10 @@ fi
 if [ "${corio_nsop[lock]:-NA}" != NA ]; then
     echo "lock: ns/op = ns per acquisition, every one a FIFO handoff among 10,000 waiting tasks$( \
         [ "${CORIO_BENCH_LOCK:-}" = yield ] && echo " (CORIO_BENCH_LOCK=yield: one yield per hold)")."
+fi
+if [ "${corio_nsop[mem]:-NA}" != NA ]; then
+    echo "mem: fresh memory costs $(awk -v x="${corio_nsop[mem]}" 'BEGIN{printf "%.1f", x / 1e3}') us per 4 KiB page here (the core issue's targets assumed ~1 us)."
+    echo "w1 touches about one fresh page per corio sleeper (its stack), one per ~3 Tokio sleepers."
 fi
 [ -z "$PEERS" ] && echo "(no peer figures: corio alone)"
 [ ${#contended[@]} -gt 0 ] && echo "CONTENDED (other processes were busy; rerun when idle): ${contended[*]}"
