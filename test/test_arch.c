@@ -186,6 +186,74 @@ TEST(arch_fp_words_switch_each_alone)
 #endif
 }
 
+#if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
+static unsigned fresh_seen_mx, fresh_seen_cw;
+static void *helper_sp;
+
+/* Records the modes it starts with, then goes back to main. */
+static void *fresh_probe_entry(void *arg)
+{
+    (void)arg;
+    fresh_seen_mx = get_mxcsr();
+    fresh_seen_cw = get_x87cw();
+    corio__ctx_switch(&co_sp, main_sp);
+    return main_sp;
+}
+
+/* Sets its own modes, then ends by jumping into the fresh probe. */
+static void *fresh_helper_entry(void *arg)
+{
+    (void)arg;
+    set_mxcsr(get_mxcsr() | 0x2000); /* round down */
+    set_x87cw(get_x87cw() | 0x0400);
+    return co_sp;
+}
+#endif
+
+/* A fresh context has no FP words of its own: it starts with the modes of
+ * whoever enters it, by corio__ctx_switch_fresh, corio__ctx_switch or
+ * corio__ctx_jump, even if they changed since corio__ctx_make. */
+TEST(arch_fresh_context_starts_with_the_enterers_fp_modes)
+{
+#if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)
+    enum { SZ = 64 * 1024 };
+    char *stack = malloc(SZ), *hstack = malloc(SZ);
+    ASSERT_NOT_NULL(stack);
+    ASSERT_NOT_NULL(hstack);
+    unsigned mx = get_mxcsr(), cw = get_x87cw();
+    for (int how = 0; how < 3; how++) {
+        co_sp = corio__ctx_make(stack + SZ, SZ, fresh_probe_entry, NULL);
+        fresh_seen_mx = fresh_seen_cw = 0;
+        if (how < 2) {
+            set_mxcsr(mx | 0x6000); /* changed after the frame was made */
+            set_x87cw(cw | 0x0C00);
+            if (how == 0)
+                corio__ctx_switch_fresh(&main_sp, co_sp);
+            else
+                corio__ctx_switch(&main_sp, co_sp);
+            ASSERT_EQ(fresh_seen_mx, mx | 0x6000);
+            ASSERT_EQ(fresh_seen_cw, cw | 0x0C00);
+        } else {
+            helper_sp = corio__ctx_make(hstack + SZ, SZ, fresh_helper_entry, NULL);
+            corio__ctx_switch_fresh(&main_sp, helper_sp); /* it jumps into the probe */
+            ASSERT_EQ(fresh_seen_mx, mx | 0x2000);
+            ASSERT_EQ(fresh_seen_cw, cw | 0x0400);
+        }
+        ASSERT_EQ(get_mxcsr(), how < 2 ? (mx | 0x6000) : mx); /* ours came back */
+        ASSERT_EQ(get_x87cw(), how < 2 ? (cw | 0x0C00) : cw);
+        set_mxcsr(mx);
+        set_x87cw(cw);
+        corio__ctx_switch(&main_sp, co_sp); /* let the probe end */
+        ASSERT_EQ(get_mxcsr(), mx);
+        ASSERT_EQ(get_x87cw(), cw);
+    }
+    free(stack);
+    free(hstack);
+#else
+    ASSERT(1); /* as arch_fp_modes_are_per_context */
+#endif
+}
+
 TEST(arch_fp_modes_are_per_context)
 {
 #if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT)

@@ -38,7 +38,9 @@ __attribute__((noreturn)) void corio__ctx_jump(void *to_sp);
 /* Prepare a fresh context on the stack whose highest address is stack_top
  * (the stack spans [stack_top - size, stack_top)): resuming it calls
  * entry(arg) on that stack. Returns the saved
- * stack pointer to pass to corio__ctx_switch / corio__ctx_jump. */
+ * stack pointer to pass to corio__ctx_switch / corio__ctx_jump. On x86-64 a
+ * fresh context starts with the FP modes (MXCSR, x87 control word) of the
+ * context that enters it, whichever switch enters it. */
 void *corio__ctx_make(void *stack_top, size_t size, corio__entry_fn *entry, void *arg);
 
 #endif

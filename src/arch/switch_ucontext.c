@@ -64,11 +64,7 @@ void *corio__ctx_make(void *stack_top, size_t size, corio__entry_fn *entry, void
     (void)size;
     uintptr_t top = (uintptr_t)stack_top & ~(uintptr_t)15;
     uint64_t *f = (uint64_t *)(top - 80); /* 64-byte frame + 16 bytes of room */
-    uint32_t mxcsr;
-    uint16_t fpucw;
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
-    f[0] = mxcsr | ((uint64_t)fpucw << 32); /* inherit the creator's FP modes */
+    f[0] = ~(uint64_t)0;                    /* no FP words: whoever enters it lends its modes */
     f[3] = (uintptr_t)entry;                /* r13 */
     f[4] = (uintptr_t)arg;                  /* r12 */
     f[6] = 0;                               /* rbp: ends frame-pointer walks */
