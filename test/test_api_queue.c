@@ -3390,3 +3390,94 @@ TEST(queue_destroy_from_another_loop_exdev)
 {
     run_cross_thread(1);
 }
+
+/* ---- the hot paths' guards (queue.c: put_handoff, the hot get) ---------------------------
+ * corio_queue_put hands an item straight to the first getter only when nothing stands in
+ * the way; these make sure that each thing that does stand in the way sends it to the
+ * general path, with corio_queue_put itself (try_put never takes the hot path). */
+
+typedef struct sel2 {
+    corio_queue *a, *b;
+    void *got;
+    int rc;
+} sel2;
+
+static void *t_select_get2(void *arg)
+{
+    sel2 *s = arg;
+    corio_select_op ops[2] = {{.kind = CORIO_SELECT_GET, .queue = s->a, .item_out = &s->got},
+                              {.kind = CORIO_SELECT_GET, .queue = s->b, .item_out = &s->got}};
+    s->rc = corio_select(ops, 2, -1);
+    return NULL;
+}
+
+/* A select that won on b stays linked on a, stale, until it resumes: a put on a in the
+ * meantime must pass it by and reach the live getter behind it. */
+static void *main_put_passes_a_stale_select_waiter(void *arg)
+{
+    corio_queue a, b;
+    qinit(&a, KIND(arg), 1);
+    qinit(&b, KIND(arg), 1);
+    sel2 s = {&a, &b, SENTINEL, NOT_YET};
+    qop g = mkop(&a, NULL);
+    corio_task *ts = spawn(t_select_get2, &s), *tg = spawn(t_get, &g);
+    ASSERT_EQ(corio_yield(), 0); /* both wait: the select first on a, then g */
+    ASSERT_EQ(corio_queue_put(&b, IT(7)), 0); /* the select wins on b ... */
+    ASSERT_EQ(corio_queue_put(&a, IT(8)), 0); /* ... and has not resumed yet */
+    ASSERT_EQ(corio_await(ts, NULL), 0);
+    ASSERT_EQ(corio_await(tg, NULL), 0);
+    ASSERT_EQ(s.rc, 1);
+    ASSERT_EQ(NUM(s.got), 7);
+    ASSERT_EQ(g.rc, 0);
+    ASSERT_EQ(NUM(g.item), 8); /* not lost to the stale waiter */
+    expect_nothing(&a);
+    expect_nothing(&b);
+    corio_task_release(ts);
+    corio_task_release(tg);
+    ASSERT_EQ(corio_queue_destroy(&a), 0);
+    ASSERT_EQ(corio_queue_destroy(&b), 0);
+    return NULL;
+}
+
+TEST(queue_put_passes_a_stale_select_waiter)
+{
+    run_kinds(main_put_passes_a_stale_select_waiter);
+}
+
+/* Space promised to a woken putter belongs to it: a later put that finds a getter waiting
+ * must still queue behind that putter, so the getter gets the earlier putter's item. */
+static void *main_put_respects_a_promised_space(void *arg)
+{
+    corio_queue q;
+    qinit(&q, KIND(arg), 1);
+    ASSERT_EQ(corio_queue_put(&q, IT(1)), 0); /* full */
+    qop p1 = mkop(&q, IT(2)), c1 = mkop(&q, NULL), g = mkop(&q, NULL), p2 = mkop(&q, IT(3));
+    corio_task *t1 = spawn(t_put, &p1);
+    ASSERT_EQ(corio_yield(), 0);              /* p1 waits: full */
+    ASSERT_EQ(p1.rc, NOT_YET);
+    corio_task *t2 = spawn(t_get, &c1), *t3 = spawn(t_get, &g), *t4 = spawn(t_put, &p2);
+    /* one turn: c1 takes 1 and promises the space to p1 (woken, not yet run), g finds the
+     * queue empty and waits, p2 finds g waiting but the space promised: it must wait */
+    ASSERT_EQ(corio_yield(), 0);
+    ASSERT_EQ(NUM(c1.item), 1);
+    ASSERT_EQ(p2.rc, NOT_YET);
+    ASSERT_EQ(corio_await(t1, NULL), 0);
+    ASSERT_EQ(corio_await(t3, NULL), 0);
+    ASSERT_EQ(corio_await(t4, NULL), 0);
+    ASSERT_EQ(corio_await(t2, NULL), 0);
+    ASSERT_EQ(NUM(g.item), 2); /* p1's item, put first */
+    ASSERT_EQ(p1.rc, 0);
+    ASSERT_EQ(p2.rc, 0);
+    ASSERT_EQ(take(&q), 3);
+    expect_nothing(&q);
+    corio_task *ts[] = {t1, t2, t3, t4};
+    for (int i = 0; i < 4; i++)
+        corio_task_release(ts[i]);
+    ASSERT_EQ(corio_queue_destroy(&q), 0);
+    return NULL;
+}
+
+TEST(queue_put_respects_a_promised_space)
+{
+    run_kinds(main_put_respects_a_promised_space);
+}
