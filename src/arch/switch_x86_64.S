@@ -29,7 +29,7 @@
  * stmxcsr can store (MXCSR's upper half is reserved, always zero): a fresh
  * context starts with the modes of whoever enters it, and nothing is read
  * or loaded for it. That saves a stmxcsr in ctx_make and a ldmxcsr at the
- * entry, about 3 ns of every spawn-and-await (w3i 28.6 -> 25.5 ns). In corio
+ * entry, about 3 ns of every spawn-and-await (w3i 28.5 -> 25.1 ns). In corio
  * a task's frame is made by the context that then enters it, so a new task
  * starts with the modes of the task that started it, as before.
  */
