@@ -20,6 +20,7 @@
  * stack pool does): two heap stacks lie close together, and without it
  * valgrind takes a switch between them for a stack that grew and marks the
  * other one's saved frame undefined. */
+#if defined(__x86_64__) && !defined(CORIO_SWITCH_UCONTEXT) /* (used by the FP tests only) */
 typedef struct test_stack {
     char *lo;
     unsigned vg_id;
@@ -43,6 +44,7 @@ static void free_stack(test_stack *ts)
 #endif
     free(ts->lo);
 }
+#endif
 
 static void *main_sp, *co_sp;
 static long co_arg_seen, co_steps;
