@@ -418,25 +418,16 @@ static int put_promised(queue *q, void *item)
 /* The hot case of a put, a ping-pong's every put: a live getter waits at the
  * head and nothing stands in the way (not shut down, room, no putter ahead,
  * buffer room for a give-back, as put_at_once checks), so the item goes
- * straight to it. The same outcome as put_at_once's deliver, in fewer steps.
- * False: nothing done, take the general path. */
-static inline __attribute__((always_inline)) bool put_handoff(corio_loop *l, queue *q, void *item)
+ * straight to it: put_at_once's outcome without its re-checks and buffer
+ * reservation. False: nothing done, take the general path. */
+static inline __attribute__((always_inline)) bool put_handoff(queue *q, void *item)
 {
     corio__waiter *g = q->getters.head;
     if (!g || g->wait->woken || q->shut || q->putters.head || !room(q) ||
         q->count + q->ngetters + 1 > q->cap)
         return false;
-    corio__waiter *next = g->next;
-    q->getters.head = next;
-    if (next)
-        next->prev = NULL;
-    else
-        q->getters.tail = NULL;
-    g->linked = false;
-    g->item = item;
-    *g->won = g;
     q->unfinished++;
-    corio__wake(l, g->wait, 0);
+    deliver(q, item, false); /* to g */
     return true;
 }
 
@@ -456,7 +447,7 @@ int corio_queue_put(corio_queue *pq, void *item)
 {
     corio_loop *l = corio__tls_loop;
     queue *q = hot_queue(pq, l);
-    if (__builtin_expect(q != NULL, 1) && put_handoff(l, q, item))
+    if (__builtin_expect(q != NULL, 1) && put_handoff(q, item))
         return 0;
     return put_general(pq, item);
 }
@@ -508,7 +499,7 @@ static inline __attribute__((always_inline)) int get_wait(corio_loop *l, corio_t
     int rc = corio__suspend(l, self, &s.qw.w);
     if (__builtin_expect(s.wt.linked, 0))
         qwait_unlink(&s.qw);
-    q->ngetters--; /* waiter_done, for a getter */
+    waiter_done(q, &s.wt);
     if (rc < 0)
         return rc;
     if (item)
