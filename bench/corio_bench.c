@@ -2,6 +2,8 @@
  *
  * Usage: corio_bench WORKLOAD N [D]
  *   w1   N [D]  N tasks each sleep D seconds (default 1) at once; main waits for all of them
+ *   w1c  N [D]  w1 with compact sleepers (corio_task_opts.compact: one shared stack, each
+ *               sleeper's frames copied out while it sleeps)
  *   w2   N      N round trips of one item between two tasks through two queues
  *   w2b  N      N yields in all, shared between two tasks running the same loop
  *   w2c  N      N items through one bounded queue, 1,000 producers to 1,000 consumers
@@ -57,6 +59,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,13 +118,15 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
+static const corio_task_opts *g_w1_opts; /* NULL, or compact for w1c */
+
 static int w1_await(long n)
 {
     corio_task **t = malloc((size_t)(n ? n : 1) * sizeof *t);
     if (!t)
         return -ENOMEM;
     for (long i = 0; i < n; i++) {
-        int rc = corio_task_create(&t[i], corio_coro(sleeper, NULL), NULL);
+        int rc = corio_task_create(&t[i], corio_coro(sleeper, NULL), g_w1_opts);
         if (rc < 0) {
             fail("corio_task_create", rc);
             n = i; /* await what was made, then report */
@@ -144,9 +149,12 @@ static int w1_await(long n)
 static int w1_spawn(long n)
 {
     for (long i = 0; i < n; i++) {
-        int rc = corio_spawn(corio_coro(sleeper, NULL));
+        corio_task *t;
+        int rc = corio_task_create(&t, corio_coro(sleeper, NULL), g_w1_opts);
+        if (rc == 0)
+            rc = corio_task_release(t); /* detached, as corio_spawn */
         if (rc < 0) {
-            fail("corio_spawn", rc);
+            fail("corio_task_create", rc);
             return rc;
         }
     }
@@ -166,11 +174,11 @@ static int w1(long n)
     if (g_w1_err)
         fail("corio_sleep in a sleeper", g_w1_first_err);
     if (g_w1_short) {
-        fprintf(stderr, "corio_bench w1: %ld sleepers woke before %.9f s\n", g_w1_short, g_d);
+        fprintf(stderr, "corio_bench %s: %ld sleepers woke before %.9f s\n", g_workload, g_w1_short, g_d);
         g_failed = 1;
     }
     if (!g_failed && g_w1_done != n) {
-        fprintf(stderr, "corio_bench w1: %ld of %ld sleepers finished\n", g_w1_done, n);
+        fprintf(stderr, "corio_bench %s: %ld of %ld sleepers finished\n", g_workload, g_w1_done, n);
         g_failed = 1;
     }
     return 0;
@@ -582,7 +590,7 @@ static void *bench_main(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: corio_bench w1 N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N | mem N\n");
+    fprintf(stderr, "usage: corio_bench w1 N [D] | w1c N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N | mem N\n");
     exit(2);
 }
 
@@ -604,9 +612,12 @@ int main(int argc, char **argv)
     g_d_ns = (int64_t)(g_d * 1e9 + 0.5);
 
     int (*fn)(long);
-    if (strcmp(g_workload, "w1") == 0)
+    static const corio_task_opts compact = {.compact = 1};
+    bool is_w1 = strcmp(g_workload, "w1") == 0 || strcmp(g_workload, "w1c") == 0;
+    if (is_w1) {
         fn = w1;
-    else if (argc == 4)
+        g_w1_opts = strcmp(g_workload, "w1c") == 0 ? &compact : NULL;
+    } else if (argc == 4)
         usage();
     else if (strcmp(g_workload, "w2") == 0)
         fn = w2;
@@ -643,7 +654,7 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"workload\":\"%s\",\"runtime\":\"corio\",\"n\":%ld,\"d\":%g,\"wall_s\":%.6f,"
            "\"rss_kb\":%ld,\"ns_per_op\":",
-           g_workload, g_n, strcmp(g_workload, "w1") == 0 ? g_d : 0.0, g_wall_s, ru.ru_maxrss);
+           g_workload, g_n, is_w1 ? g_d : 0.0, g_wall_s, ru.ru_maxrss);
     if (g_n > 0)
         printf("%.2f}\n", g_wall_s * 1e9 / (double)g_n);
     else

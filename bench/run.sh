@@ -11,7 +11,8 @@
 #        (no corio call). w1 and w3 pay it for every page they touch first; on this VM it has
 #        ranged from ~1 us to ~15 us per page, so read w1 and w3 beside it
 #   w1   1,000,000 tasks each sleep 1 s, plus N=0 for the RSS baseline;
-#        RSS/task = (peak RSS - peak RSS at N=0) / N
+#        RSS/task = (peak RSS - peak RSS at N=0) / N; corio runs it twice: with private
+#        stacks (corio) and with compact sleepers (corio-compact: corio_bench w1c)
 #   w2   ping-pong: 10,000,000 round trips of one item between two tasks through two queues
 #        of capacity 1 (peers run 1,000,000, asyncio and uvloop 200,000, as in peers/run.sh;
 #        their channels: Go unbuffered, Tokio mpsc::channel(1), asyncio Queue(1), Node unbounded)
@@ -142,19 +143,19 @@ record() {  # record RUNTIME W N D REP ELAPSED RSS
 }
 addkey() { local k="$*" x; for x in "${keys[@]:+${keys[@]}}"; do [ "$x" = "$k" ] && return; done; keys+=("$k"); }
 
-corio() {  # corio W N [D]
-    local w=$1 n=$2 d=${3:-0} r out el rss
-    addkey "$w corio $n $d"
+corio() {  # corio W N [D]; RT=label BW=workload: run corio_bench BW, listed as runtime RT under W
+    local w=$1 n=$2 d=${3:-0} r out el rss rt=${RT:-corio} bw=${BW:-$1}
+    addkey "$w $rt $n $d"
     for r in $(seq "$REPS"); do
-        if out=$(timeout 600 "$CORIO" "$w" "$n" ${3:+"$3"} 2>"$TMP/err"); then
+        if out=$(timeout 600 "$CORIO" "$bw" "$n" ${3:+"$3"} 2>"$TMP/err"); then
             echo "$out" >>"$JSONL"
             el=$(sed -n 's/.*"wall_s":\([0-9.eE+-]*\).*/\1/p' <<<"$out")
             rss=$(sed -n 's/.*"rss_kb":\([0-9]*\).*/\1/p' <<<"$out")
         else
-            echo "FAILED (exit $?): corio_bench $w $n ${3:-}: $(tail -3 "$TMP/err")" >&2
+            echo "FAILED (exit $?): corio_bench $bw $n ${3:-}: $(tail -3 "$TMP/err")" >&2
             el=NA rss=NA
         fi
-        record corio "$w" "$n" "$d" "$r" "${el:-NA}" "${rss:-NA}"
+        record "$rt" "$w" "$n" "$d" "$r" "${el:-NA}" "${rss:-NA}"
     done
 }
 
@@ -182,6 +183,7 @@ run_w1() {
     local n
     for n in 0 1000000; do
         corio w1 $n 1
+        RT=corio-compact BW=w1c corio w1 $n 1   # compact sleepers (corio_task_opts.compact)
         peer go-1p w1 $n 1 env GOMAXPROCS=1 $GO w1 $n 1
         peer tokio-ct w1 $n 1 $RS w1 $n 1
         peer node w1 $n 1 node $JS w1 $n 1
@@ -258,13 +260,16 @@ echo "## corio vs peers: medians of $REPS run(s), $(date -u '+%F %T') UTC"
 echo
 echo "| workload | runtime | N | median ns/op | median wall s | RSS/task (w1) | median peak RSS MiB | ratio corio/peer |"
 echo "|---|---|---|---|---|---|---|---|"
-declare -A corio_nsop
+declare -A corio_nsop peer_w1
+compact_nsop=NA
 for k in "${keys[@]}"; do
     read -r w rt n d <<<"$k"
     [ "$n" -gt 0 ] || continue
     el=$(col "$k" 6 | median); rss=$(col "$k" 7 | median)
     nsop=NA; [ "$el" != NA ] && nsop=$(awk -v e="$el" -v n="$n" 'BEGIN{print e*1e9/n}')
     [ "$rt" = corio ] && corio_nsop[$w]=$nsop
+    [ "$rt" = corio-compact ] && compact_nsop=$nsop
+    [ "$w" = w1 ] && peer_w1[$rt]=$nsop
     pertask="-"
     if [ "$w" = w1 ]; then
         base=$(col "w1 $rt 0 $d" 7 | median)
@@ -283,6 +288,14 @@ for k in "${keys[@]}"; do
 done
 echo
 echo "ratio = corio's median ns/op / the peer's (below 1: corio is faster). w2b: node runs 1M"
+if [ "$compact_nsop" != NA ]; then
+    line="w1 with compact sleepers (corio-compact), ratio to:"
+    for rt in go-1p tokio-ct node libuv; do
+        p=${peer_w1[$rt]:-NA}
+        [ "$p" != NA ] && line+=" $rt $(awk -v c="$compact_nsop" -v p="$p" 'BEGIN{printf "%.2f", c/p}')"
+    done
+    echo "$line"
+fi
 echo "setImmediate yields, node-microtask 10M 'await null'; tokio-ct-spawned yields in a spawned task."
 if [[ " ${workloads[*]} " == *" w2 "* ]]; then
     echo "w2: ns/op = ns per round trip (put + get each way); corio's queues have capacity 1, like"

@@ -95,10 +95,37 @@ corio_task *corio_create_task(corio_coro_t coro);
 
 typedef struct corio_task_opts {
     size_t stack_size; /* 0 = the loop's default */
+    int compact;       /* nonzero: run on the loop's shared stack (below); stack_size 0 */
 } corio_task_opts;
 
+/* Compact tasks: for very many tasks that mostly wait (timers, sleepers).
+ * A compact task has no stack of its own: it runs on one stack the loop
+ * shares among its compact tasks, of the loop's default size. When another
+ * compact task needs that stack, the bytes the suspended one uses (a sleeper:
+ * a few hundred) are copied out to the heap, and copied back before it
+ * resumes. A waiting compact task costs its 64-byte task, a small side block
+ * and those bytes, instead of a stack page; each switch between two compact
+ * tasks costs a copy out and a copy in, and goes through the scheduler.
+ *
+ * The rule that comes with it: nothing another task, the loop or the kernel
+ * uses while the task is suspended may live on its stack (those addresses may
+ * hold another task's frames by then). Locals used only by the task itself
+ * are fine; a buffer, an object or a result slot you hand to someone else
+ * must be on the heap (or in a static, or on a task with its own stack).
+ * corio keeps the rule for its own records. In a compact task these work as
+ * anywhere: sleep, yield, await (a task or a coroutine object), being
+ * cancelled, queue put/get/join, the lock, event, semaphore, condition and
+ * barrier waits, as_completed, and timeout/shield scopes and task groups whose
+ * corio_scope/corio_taskgroup object is not on its stack (on its stack they
+ * return -ENOTSUP), and every call that does not suspend. These return
+ * -ENOTSUP when they would suspend, having done nothing: corio_select,
+ * corio_gather*, corio_wait, corio_wait_for_* (their scope is a local),
+ * corio_to_thread, and I/O (on epoll a call that completes at once works;
+ * io_uring always waits for its completion, so there every I/O call refuses). */
+
 /* The full form: 0 and *out set, or -EINVAL (NULL out/fn, stack size out of
- * range), -EPERM (no loop on this thread), -ENOMEM. opts may be NULL. */
+ * range, or compact with a stack size), -EPERM (no loop on this thread),
+ * -ENOMEM. opts may be NULL. */
 int corio_task_create(corio_task **out, corio_coro_t coro, const corio_task_opts *opts);
 
 /* Fire and forget (Go's `go f(x)`): create a task and release its handle at

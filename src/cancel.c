@@ -229,13 +229,16 @@ int corio_timeout_at_begin(corio_scope *ps, int64_t deadline_ns)
         return -EINVAL;
     if (!self)
         return -EPERM;
+    int rc = corio__compact_refuse_object(l, self, ps);
+    if (rc < 0)
+        return rc; /* the loop walks it while the task waits */
     corio__scope *s = scope_of(ps);
     *s = (corio__scope){0};
     if (deadline_ns != CORIO_NO_DEADLINE && deadline_ns <= corio__now(l)) {
         s->cancelled = true; /* expired from the start */
         s->timer.deadline = deadline_ns;
     } else {
-        int rc = scope_arm(l, s, deadline_ns);
+        rc = scope_arm(l, s, deadline_ns);
         if (rc < 0)
             return rc;
     }
@@ -275,6 +278,9 @@ int corio_shield_begin(corio_scope *ps)
         return -EINVAL;
     if (!self)
         return -EPERM;
+    int rc = corio__compact_refuse_object(l, self, ps);
+    if (rc < 0)
+        return rc; /* the loop walks it while the task waits */
     corio__scope *s = scope_of(ps);
     *s = (corio__scope){0};
     s->timer.deadline = CORIO_NO_DEADLINE;

@@ -77,7 +77,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     corio_task *t = l ? l->current : NULL;
     if (t && t->stack) {
         corio__stack_pool *p = &l->stacks[t->stack_class];
-        char *lo = corio__stack_lo(p, t->stack), *sp = fault_sp(uc);
+        char *lo = corio__stack_lo(p, corio__stack_top(l, t)), *sp = fault_sp(uc);
         if ((sp && sp < lo + 4096) || ((char *)si->si_addr < lo && (char *)si->si_addr >= lo - 4096))
             overflow_report(l, t);
     }

@@ -89,6 +89,10 @@ static int gather_tasks(corio_task *const *tasks, size_t n, void **results, int 
     int rc = check_handles(l, self, tasks, n);
     if (rc < 0)
         return rc;
+    if (corio__compact_refuse(self) < 0) /* its awaiters are not moved off the stack yet */
+        for (size_t i = 0; i < n; i++)
+            if (tasks[i]->state != CORIO__T_DONE)
+                return -ENOTSUP;
     corio__awaiter small[8], *as = n <= 8 ? small : calloc(n, sizeof *as);
     if (!as)
         return -ENOMEM;
@@ -142,6 +146,8 @@ static int gather_coros(const corio_coro_t *coros, size_t n, void **results, int
     for (size_t i = 0; i < n; i++)
         if (!coros[i].fn)
             return -EINVAL;
+    if (n && corio__compact_refuse(self) < 0)
+        return -ENOTSUP; /* the gather would refuse, with its tasks made */
     corio_task *small[8] = {0}, **ts = n <= 8 ? small : calloc(n, sizeof *ts);
     if (!ts)
         return -ENOMEM;
@@ -241,6 +247,8 @@ int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout)
     int64_t deadline = corio__deadline_in(l, timeout);
     if (waitn_met(&wn) || deadline <= corio__now(l))
         return (int)wn.done; /* nothing to wait for, or a zero timeout: a poll */
+    if (corio__compact_refuse(self) < 0)
+        return -ENOTSUP; /* its awaiters and timer are not moved off the stack yet */
     corio__awaiter small[8], *as = n <= 8 ? small : calloc(n, sizeof *as);
     if (!as)
         return -ENOMEM;
@@ -367,14 +375,15 @@ int corio_as_completed_next(corio_as_completed *pac, corio_task **out)
         }
         if (ac->deadline <= corio__now(l))
             return -ETIMEDOUT;
-        ac_wait aw = {.w = {.cancel = ac_cancel, .what = "as_completed"}, .ac = ac};
+        ac_wait local, *aw = corio__record(self, &local);
+        *aw = (ac_wait){.w = {.cancel = ac_cancel, .what = "as_completed"}, .ac = ac};
         int rc = 0;
         if (ac->deadline != INT64_MAX)
             rc = corio__timers_add(&l->timers, &ac->timer, ac->deadline, ac_fire);
         if (rc < 0)
             return rc;
-        ac->waiting = &aw.w;
-        rc = corio__suspend(l, self, &aw.w);
+        ac->waiting = &aw->w;
+        rc = corio__suspend(l, self, &aw->w);
         ac->waiting = NULL;
         corio__timers_remove(&l->timers, &ac->timer);
         if (rc < 0)
@@ -489,6 +498,9 @@ int corio_taskgroup_begin(corio_taskgroup *pg)
         return -EINVAL;
     if (!self)
         return -EPERM;
+    int rc = corio__compact_refuse_object(l, self, pg);
+    if (rc < 0)
+        return rc; /* its children and the loop reach it while the task waits */
     taskgroup *g = group_of(pg);
     *g = (taskgroup){.loop = l};
     g->scope.timer.deadline = CORIO_NO_DEADLINE;
@@ -570,10 +582,11 @@ int corio_taskgroup_end(corio_taskgroup *pg, int body_status)
     while (g->live > 0) {
         /* interruptible by what is outside the group; once interrupted, the
          * children are cancelled and we wait for them regardless */
-        corio__wait w = {.cancel = cancelled ? NULL : group_wait_cancel,
-                         .what = "a task group's children"};
-        g->waiting = &w;
-        rc = corio__suspend(l, self, &w);
+        corio__wait local, *w = corio__record(self, &local);
+        *w = (corio__wait){.cancel = cancelled ? NULL : group_wait_cancel,
+                           .what = "a task group's children"};
+        g->waiting = w;
+        rc = corio__suspend(l, self, w);
         g->waiting = NULL;
         if (rc == -ECANCELED && !cancelled) {
             cancelled = true;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- The suspension primitive ---------------------------------------------
@@ -116,6 +117,7 @@ enum corio__task_flag {
     CORIO__TF_CANCELLED = 1,    /* cancel requested: level-triggered */
     CORIO__TF_RELEASED = 2,     /* the handle was given back */
     CORIO__TF_SCOPE_CANCEL = 4, /* a scope it is in has expired or aborted (cancel.c) */
+    CORIO__TF_COMPACT = 8,      /* runs on the loop's shared stack (below) */
 };
 
 typedef struct corio__awaiter corio__awaiter;
@@ -148,6 +150,52 @@ typedef struct corio__task_frame {
 static inline corio__task_frame *corio__frame(const corio_task *t)
 {
     return (corio__task_frame *)(void *)(t->stack - sizeof(corio__task_frame));
+}
+
+/* ---- Compact tasks: one shared stack, frames copied out while away ------------
+ * A compact task runs on the loop's shared stack. While it is suspended its
+ * frames stay there until another compact task needs the stack; only then are
+ * the bytes it uses (a sleeper: a few hundred) copied into its image, and they
+ * are copied back, to the same addresses, before it resumes. So a suspended
+ * compact task costs its image, not a stack page.
+ *
+ * Nothing that the loop, the kernel or another task reaches while it waits may
+ * live on its stack, since those bytes may be someone else's by then. Its task
+ * frame lives in this side block (t->stack points just past `frame`, so
+ * corio__frame works unchanged), and so does the record of the one suspension
+ * it can be in (corio__record). Calls whose records are not moved here yet
+ * refuse a compact task with -ENOTSUP before they do anything
+ * (corio__compact_refuse). */
+#define CORIO__RECORD_BYTES 128
+
+typedef struct corio__compact {
+    char *image;               /* its frames, while evicted */
+    uint32_t image_len, image_cap;
+    _Alignas(16) char record[CORIO__RECORD_BYTES];
+    corio__task_frame frame;   /* last: t->stack == (char *)(&frame + 1) */
+} corio__compact;
+
+static inline corio__compact *corio__compact_of(const corio_task *t)
+{
+    return (corio__compact *)(void *)(t->stack - offsetof(corio__compact, frame) -
+                                      sizeof(corio__task_frame));
+}
+
+/* Where a suspension's record lives: the caller's local for a task with its
+ * own stack, the side block for a compact one (size <= CORIO__RECORD_BYTES,
+ * one suspension at a time). */
+static inline void *corio__record(corio_task *self, void *local)
+{
+    if (__builtin_expect(self->flags & CORIO__TF_COMPACT, 0))
+        return corio__compact_of(self)->record;
+    return local;
+}
+
+/* -ENOTSUP for a compact task (a call that would suspend with its records on
+ * the stack), 0 otherwise. */
+static inline int corio__compact_refuse(const corio_task *self)
+{
+    return __builtin_expect(self->flags & CORIO__TF_COMPACT, 0) ? -ENOTSUP : 0;
 }
 
 /* ---- Scopes (cancel.c, group.c): timeouts, shields, task groups -----------------
@@ -232,12 +280,32 @@ struct corio_loop {
     void *sched_stack_lo;      /* for sanitizer fiber annotations */
     size_t sched_stack_size;
     corio_task *overflowed;    /* set just before jumping to the scheduler to report */
+    char *shared_top;          /* compact tasks' shared stack (default class), once needed */
+    corio_task *resident;      /* the compact task whose frames are on it, if any */
+    corio_task *handoff;       /* a compact task the scheduler must bring in and run next */
     void *altstack;            /* the SIGSEGV handler's stack, if this loop made it */
     /* other threads' posts (corio__post): the one lock in the loop */
     pthread_mutex_t remote_lock;
     corio__soon *remote_head, *remote_tail;
     size_t remote_expected;    /* remote_begin without remote_end yet (loop thread only) */
 };
+
+/* The top of the stack a started task runs on: its own, or the shared one. */
+static inline char *corio__stack_top(const corio_loop *l, const corio_task *t)
+{
+    return (t->flags & CORIO__TF_COMPACT) ? l->shared_top : t->stack;
+}
+
+/* -ENOTSUP if `self` is compact and p lies on the shared stack: an object the
+ * loop reaches while its task waits (a scope, a group) cannot live there. */
+static inline int corio__compact_refuse_object(const corio_loop *l, const corio_task *self,
+                                               const void *p)
+{
+    if (__builtin_expect(!(self->flags & CORIO__TF_COMPACT), 1))
+        return 0;
+    const char *top = l->shared_top, *lo = top - l->stacks[self->stack_class].size;
+    return (const char *)p >= lo && (const char *)p < top ? -ENOTSUP : 0;
+}
 
 /* Test hook: called at every suspension (after the wait is set up, before
  * the task switches away) and at every yield (w NULL). Tests use it to
@@ -286,6 +354,8 @@ int corio__check_task(corio_loop *l, const corio_task *t);
 int corio__check_handle(corio_loop *l, const corio_task *t);
 int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded);
 void corio__awaiter_unlink(corio__awaiter *a);
+void corio__compact_check_record(corio_loop *l, corio_task *self, const corio__wait *w);
+void corio__compact_free_all(corio_loop *l);
 
 /* cancel.c */
 corio__scope *corio__interrupt_cause(corio_task *t);
@@ -395,6 +465,8 @@ static inline int corio__interrupt_pending(corio_task *self)
 static inline __attribute__((always_inline)) int corio__suspend_as(corio_loop *l, corio_task *self,
                                                                   corio__wait *w, bool io)
 {
+    if (__builtin_expect(self->flags & CORIO__TF_COMPACT, 0))
+        corio__compact_check_record(l, self, w); /* a call that missed its refusal: abort */
     w->task = self;
     w->woken = false;
     w->interrupted = false;

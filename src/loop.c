@@ -225,9 +225,10 @@ static bool all_done(corio_loop *l)
 static int schedule_until(corio_loop *l, bool (*done)(corio_loop *))
 {
     for (;;) {
-        corio_task *t;
-        while ((t = corio__pick_next(l)) && !corio__task_prepare(l, t))
-            ;
+        corio_task *t = l->handoff; /* picked by a compact task for the scheduler to bring in */
+        l->handoff = NULL;
+        while (!t && (t = corio__pick_next(l)) && !corio__task_prepare(l, t))
+            t = NULL;
         if (t) {
             corio__switch_to(l, NULL, t);
             continue;
@@ -378,6 +379,7 @@ int corio_loop_close(corio_loop *l)
         schedule_until(l, all_done);
     }
     l->state = CORIO__LOOP_CLOSED;
+    corio__compact_free_all(l);
     record_close(l);
     corio__task_free_all(l);
     for (int i = 0; i < l->nstack_classes; i++)

@@ -136,6 +136,8 @@ static int wait_ready(corio_loop *l, corio_task *self, corio__io *io, corio__fd 
     int rc = corio__interrupt_pending(self);
     if (rc < 0)
         return rc;
+    if ((rc = corio__compact_refuse(self)) < 0)
+        return rc; /* its record (and buffer) would be reached while it is away */
     if (!f->registered && (rc = do_register(&l->poller, io->fd, f)) < 0)
         return rc;
     f->ready &= (uint8_t)~(1u << dir); /* we just saw EAGAIN: any older edge is spent */

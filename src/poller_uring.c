@@ -367,6 +367,8 @@ static int submit_wait(corio_loop *l, corio_task *self, corio__io *io)
     int rc = corio__interrupt_pending(self);
     if (rc < 0)
         return rc;
+    if ((rc = corio__compact_refuse(self)) < 0)
+        return rc; /* its record (and buffer) would be reached while it is away */
     struct io_uring_sqe *sqe = get_sqe(p);
     if (!sqe)
         return -EBUSY; /* the kernel took none of a full ring: nothing was started */

@@ -254,6 +254,8 @@ static int to_thread(corio_blocking_fn *fn, void *arg, void **result,
     int rc = corio__interrupt_pending(self);
     if (rc < 0)
         return rc;
+    if ((rc = corio__compact_refuse(self)) < 0)
+        return rc; /* the worker writes into its record: not moved off the stack yet */
     job *j = malloc(sizeof *j);
     if (!j)
         return -ENOMEM;

@@ -338,6 +338,7 @@ typedef struct single {
     corio__waiter wt;
     queue *q;
 } single;
+_Static_assert(sizeof(single) <= CORIO__RECORD_BYTES, "a compact task's record holds a put or get");
 
 static queue *waiter_queue(const qwait *qw, const corio__waiter *wt)
 {
@@ -466,12 +467,12 @@ static int put_general(corio_queue *pq, void *item)
         return -EPERM; /* a call that may suspend, even if this one would not */
     if ((rc = put_at_once(q, item)) != -EAGAIN)
         return rc;
-    single s;
-    single_init(&s, q, "a queue put");
-    waiter_link(&s.qw, &s.wt, q, true, 0, item);
-    rc = corio__suspend(l, self, &s.qw.w);
-    if (__builtin_expect(s.wt.linked, 0))
-        qwait_unlink(&s.qw);
+    single local, *s = corio__record(self, &local);
+    single_init(s, q, "a queue put");
+    waiter_link(&s->qw, &s->wt, q, true, 0, item);
+    rc = corio__suspend(l, self, &s->qw.w);
+    if (__builtin_expect(s->wt.linked, 0))
+        qwait_unlink(&s->qw);
     if (rc < 0)
         return rc; /* -ECANCELED, or -ESHUTDOWN */
     return put_promised(q, item);
@@ -493,17 +494,17 @@ int corio_queue_try_put(corio_queue *pq, void *item)
 static inline __attribute__((always_inline)) int get_wait(corio_loop *l, corio_task *self,
                                                           queue *q, void **item)
 {
-    single s;
-    single_init(&s, q, "a queue get");
-    waiter_link(&s.qw, &s.wt, q, false, 0, NULL);
-    int rc = corio__suspend(l, self, &s.qw.w);
-    if (__builtin_expect(s.wt.linked, 0))
-        qwait_unlink(&s.qw);
-    waiter_done(q, &s.wt);
+    single local, *s = corio__record(self, &local);
+    single_init(s, q, "a queue get");
+    waiter_link(&s->qw, &s->wt, q, false, 0, NULL);
+    int rc = corio__suspend(l, self, &s->qw.w);
+    if (__builtin_expect(s->wt.linked, 0))
+        qwait_unlink(&s->qw);
+    waiter_done(q, &s->wt);
     if (rc < 0)
         return rc;
     if (item)
-        *item = s.wt.item;
+        *item = s->wt.item;
     return 0;
 }
 
@@ -633,11 +634,12 @@ int corio_queue_join(corio_queue *pq)
         return -EPERM;
     if (q->unfinished == 0)
         return 0;
-    single s = {.qw = {.w = {.cancel = join_cancel, .what = "a queue join"}}, .q = q};
-    s.wt = (corio__waiter){.wait = &s.qw.w, .won = &s.qw.won};
-    corio__waitlist_push(&q->joiners, &s.wt);
-    rc = corio__suspend(l, self, &s.qw.w);
-    corio__waitlist_remove(&q->joiners, &s.wt);
+    single local, *s = corio__record(self, &local);
+    *s = (single){.qw = {.w = {.cancel = join_cancel, .what = "a queue join"}}, .q = q};
+    s->wt = (corio__waiter){.wait = &s->qw.w, .won = &s->qw.won};
+    corio__waitlist_push(&q->joiners, &s->wt);
+    rc = corio__suspend(l, self, &s->qw.w);
+    corio__waitlist_remove(&q->joiners, &s->wt);
     return rc;
 }
 
@@ -711,6 +713,8 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
     }
     if (timeout == 0)
         return -ETIMEDOUT;
+    if (corio__compact_refuse(self) < 0)
+        return -ENOTSUP; /* its waiters and timer are not moved off the stack yet */
     for (size_t i = 0; i < n; i++) /* room for a cancelled getter to give its item back */
         if (ops[i].kind == CORIO_SELECT_GET) {
             queue *q = Q(ops[i].queue);

@@ -29,6 +29,7 @@ typedef struct sync_wait {
     corio__waiter wt;
     sync_head *obj;
 } sync_wait;
+_Static_assert(sizeof(sync_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds a sync wait");
 
 static void head_init(sync_head *h)
 {
@@ -86,16 +87,17 @@ static int sync_block(sync_head *h, const char *what, void (*pass_on)(corio__wai
     corio_task *self = corio__self(&l);
     if (!self)
         return -EPERM;
-    sync_wait sw = {.w = {.cancel = interruptible ? sync_wait_cancel : NULL, .pass_on = pass_on,
-                          .what = what},
-                    .wt = {.value = value},
-                    .obj = h};
-    sw.wt.wait = &sw.w;
-    corio__waitlist_push(&h->waiters, &sw.wt);
-    int rc = corio__suspend(l, self, &sw.w);
-    corio__waitlist_remove(&h->waiters, &sw.wt); /* if level-triggered cancel returned at once */
+    sync_wait local, *sw = corio__record(self, &local);
+    *sw = (sync_wait){.w = {.cancel = interruptible ? sync_wait_cancel : NULL, .pass_on = pass_on,
+                            .what = what},
+                      .wt = {.value = value},
+                      .obj = h};
+    sw->wt.wait = &sw->w;
+    corio__waitlist_push(&h->waiters, &sw->wt);
+    int rc = corio__suspend(l, self, &sw->w);
+    corio__waitlist_remove(&h->waiters, &sw->wt); /* if level-triggered cancel returned at once */
     if (value_out)
-        *value_out = sw.wt.value;
+        *value_out = sw->wt.value;
     return rc;
 }
 
@@ -530,11 +532,12 @@ int corio_barrier_wait(corio_barrier *pb)
         wake_all(&b->h, 0);
         return index;
     }
-    sync_wait sw = {.w = {.cancel = barrier_cancel, .what = "a barrier"}, .wt = {.value = index},
-                    .obj = &b->h};
-    sw.wt.wait = &sw.w;
-    corio__waitlist_push(&b->h.waiters, &sw.wt);
-    rc = corio__suspend(l, self, &sw.w);
+    sync_wait local, *sw = corio__record(self, &local);
+    *sw = (sync_wait){.w = {.cancel = barrier_cancel, .what = "a barrier"},
+                      .wt = {.value = index}, .obj = &b->h};
+    sw->wt.wait = &sw->w;
+    corio__waitlist_push(&b->h.waiters, &sw->wt);
+    rc = corio__suspend(l, self, &sw->w);
     return rc < 0 ? rc : index;
 }
 

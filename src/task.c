@@ -22,8 +22,30 @@
 #endif
 #endif
 #ifdef CORIO_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define CORIO_HAVE_MEMCHECK 1
+#endif
+#endif
+
+/* Before writing a compact task's frames back: memcheck marks what lies below
+ * the lowest stack pointer it last saw on the shared stack as unaddressable. */
+static inline void shared_stack_writable(char *p, size_t len)
+{
+#ifdef CORIO_HAVE_MEMCHECK
+    VALGRIND_MAKE_MEM_UNDEFINED(p, len);
+#else
+    (void)p;
+    (void)len;
+#endif
+}
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
@@ -123,7 +145,7 @@ static void stack_bounds(corio_loop *l, corio_task *t, const void **lo, size_t *
         return;
     }
     corio__stack_pool *p = &l->stacks[t->stack_class];
-    *lo = corio__stack_lo(p, t->stack);
+    *lo = corio__stack_lo(p, corio__stack_top(l, t));
     *size = p->size;
 }
 
@@ -146,16 +168,17 @@ static inline __attribute__((always_inline)) char *stack_pointer(void)
 static inline void stack_check(corio_loop *l, corio_task *t)
 {
     corio__stack_pool *p = &l->stacks[t->stack_class];
-    uint64_t *canary = corio__stack_canary(p, t->stack);
+    char *top = corio__stack_top(l, t);
+    uint64_t *canary = corio__stack_canary(p, top);
     char *sp = stack_pointer();
-    if (*canary != corio__stack_canary_value(canary) || sp < corio__stack_lo(p, t->stack) + 256)
+    if (*canary != corio__stack_canary_value(canary) || sp < corio__stack_lo(p, top) + 256)
         corio__overflow_abort(l, t); /* reports from the scheduler's healthy stack */
 }
 
-/* Suspend `from` (NULL: the scheduler) and resume `to` (NULL: the scheduler).
- * Inline: it is the heart of every yield and wait. */
-static inline __attribute__((always_inline)) void task_switch(corio_loop *l, corio_task *from,
-                                                              corio_task *to)
+/* Suspend `from` (NULL: the scheduler) and resume `to` (NULL: the scheduler),
+ * whose frames are in place. Inline: it is the heart of every yield and wait. */
+static inline __attribute__((always_inline)) void switch_plain(corio_loop *l, corio_task *from,
+                                                               corio_task *to)
 {
     void **save = from ? &from->sp : &l->sched_sp;
     if (from)
@@ -184,6 +207,121 @@ static inline __attribute__((always_inline)) void task_switch(corio_loop *l, cor
 #endif
     if (!from)
         corio__overflow_check_sched(l); /* a task may have jumped here to report one */
+}
+
+/* ---- compact tasks (internal.h): the shared stack's comings and goings ---------- */
+
+static void *task_entry(void *arg);
+
+/* Copy the resident's frames off the shared stack, into its image. */
+static void compact_evict(corio_loop *l, corio_task *r)
+{
+    corio__compact *c = corio__compact_of(r);
+    size_t len = (size_t)(l->shared_top - (char *)r->sp);
+    if (len > c->image_cap) {
+        size_t cap = (len + 63) & ~(size_t)63;
+        char *image = malloc(cap);
+        if (!image) { /* nowhere to put its frames, and no caller to tell */
+            fprintf(stderr, "corio: out of memory saving compact task %p's %zu-byte stack\n",
+                    (void *)r, len);
+            abort();
+        }
+        free(c->image);
+        c->image = image;
+        c->image_cap = (uint32_t)cap;
+    }
+#ifdef CORIO_ASAN
+    /* the shadow still holds the poison of whoever used these addresses last */
+    __asan_unpoison_memory_region(l->shared_top - l->stacks[r->stack_class].size,
+                                  l->stacks[r->stack_class].size);
+#endif
+    memcpy(c->image, r->sp, len);
+    c->image_len = (uint32_t)len;
+}
+
+/* Make the shared stack hold `to`'s frames: evict the resident, then copy
+ * `to`'s image back to where it was taken from, or make its first frame. */
+static void compact_bring_in(corio_loop *l, corio_task *to)
+{
+    if (l->resident)
+        compact_evict(l, l->resident);
+    l->resident = to;
+    corio__stack_pool *p = &l->stacks[to->stack_class];
+    if (to->state == CORIO__T_NEW) {
+        shared_stack_writable(l->shared_top - 1024, 1024); /* (its first frame) */
+        to->sp = corio__ctx_make(l->shared_top, p->size, task_entry, l);
+        return;
+    }
+    corio__compact *c = corio__compact_of(to);
+#ifdef CORIO_ASAN
+    __asan_unpoison_memory_region(l->shared_top - p->size, p->size);
+#endif
+    shared_stack_writable(l->shared_top - c->image_len, c->image_len);
+    memcpy(l->shared_top - c->image_len, c->image, c->image_len);
+}
+
+/* A switch into a compact task that is not resident. Its frames cannot be
+ * copied in from a context that runs on the shared stack itself: such a
+ * switch goes through the scheduler, which brings `to` in (schedule_until). */
+static __attribute__((noinline)) void compact_switch(corio_loop *l, corio_task *from,
+                                                     corio_task *to)
+{
+    if (from && (from->flags & CORIO__TF_COMPACT)) {
+        l->handoff = to;
+        switch_plain(l, from, NULL);
+        return;
+    }
+    compact_bring_in(l, to);
+    switch_plain(l, from, to);
+}
+
+static inline __attribute__((always_inline)) void task_switch(corio_loop *l, corio_task *from,
+                                                              corio_task *to)
+{
+    if (__builtin_expect(to && (to->flags & CORIO__TF_COMPACT) && to != l->resident, 0))
+        compact_switch(l, from, to);
+    else
+        switch_plain(l, from, to);
+}
+
+static void compact_free(corio_loop *l, corio_task *t)
+{
+    corio__compact *c = corio__compact_of(t);
+    free(c->image);
+    free(c);
+    if (l->resident == t)
+        l->resident = NULL;
+}
+
+/* A compact task suspending with its record on the shared stack: a call
+ * that should have refused it (corio__compact_refuse) did not. */
+void corio__compact_check_record(corio_loop *l, corio_task *self, const corio__wait *w)
+{
+    char *top = l->shared_top, *lo = top - l->stacks[self->stack_class].size;
+    if ((const char *)w >= lo && (const char *)w < top) {
+        fprintf(stderr, "corio: bug: compact task %p waits on %s with its record on the shared "
+                        "stack\n", (void *)self, w->what ? w->what : "?");
+        abort();
+    }
+}
+
+/* Close: compact tasks that never ended give back their side blocks, and the
+ * shared stack goes back to its pool. */
+static void compact_free_one(corio_loop *l, corio_task *t)
+{
+    if ((t->flags & CORIO__TF_COMPACT) && t->stack) {
+        compact_free(l, t);
+        t->stack = NULL;
+    }
+}
+
+void corio__compact_free_all(corio_loop *l)
+{
+    corio__for_each_live(l, compact_free_one);
+    if (l->shared_top)
+        corio__stack_put(&l->stacks[l->default_class], l->shared_top);
+    l->shared_top = NULL;
+    l->resident = l->handoff = NULL;
 }
 
 void corio__switch_to(corio_loop *l, corio_task *from, corio_task *to)
@@ -228,8 +366,6 @@ void corio__switch_away(corio_loop *l, corio_task *self)
 
 /* ---- start and end ------------------------------------------------------------------ */
 
-static void *task_entry(void *arg);
-
 /* Give a task that has never run its stack and first frame. False (and the
  * task ended with -ENOMEM) if no stack can be had. */
 bool corio__task_prepare(corio_loop *l, corio_task *t)
@@ -237,6 +373,18 @@ bool corio__task_prepare(corio_loop *l, corio_task *t)
     if (t->stack)
         return true;
     corio__stack_pool *p = &l->stacks[t->stack_class];
+    if (t->flags & CORIO__TF_COMPACT) { /* its side block; its frame is made when it comes in */
+        corio__compact *c = NULL;
+        if ((l->shared_top || (l->shared_top = corio__stack_get(p))) && (c = malloc(sizeof *c))) {
+            c->image = NULL;
+            c->image_len = c->image_cap = 0;
+            c->frame = (corio__task_frame){0};
+            t->stack = (char *)(&c->frame + 1);
+            return true;
+        }
+        corio__task_end_unstarted(l, t, -ENOMEM);
+        return false;
+    }
     t->stack = corio__stack_get(p);
     if (!t->stack) {
         corio__task_end_unstarted(l, t, -ENOMEM);
@@ -306,7 +454,8 @@ static void *task_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     corio_task *t = l->current;
-    char *stack = t->stack;
+    bool shared = t->flags & CORIO__TF_COMPACT; /* this runs on the compact tasks' stack */
+    char *stack = shared ? NULL : t->stack;
     uint8_t cls = t->stack_class;
     for (;;) {
         void *result = t->fn(t->value);
@@ -314,23 +463,43 @@ static void *task_entry(void *arg)
         if (__builtin_expect(corio__frame(t)->scopes != NULL, 0))
             corio__scope_leak_abort(l, t); /* its timers would fire into dead frames */
         t->sp = (void *)corio__frame(t)->reason; /* kept for corio_cancel_reason */
+        if (shared)
+            compact_free(l, t); /* the shared stack holds nobody's frames now */
         t->stack = NULL;
         task_end(l, t, result, t->status);
+        /* A fresh task that can start right here, in this frame: on a stack of
+         * its own class, one that wants such a stack; on the shared stack, a
+         * compact one (prepare gives it its side block). */
         corio_task *next;
         while ((next = corio__pick_next(l)) && !next->stack) {
-            if (next->stack_class == cls)
+            if (!shared && next->stack_class == cls && !(next->flags & CORIO__TF_COMPACT))
                 break;
             if (corio__task_prepare(l, next))
                 break;
         }
-        if (next && !next->stack) { /* reuse this stack in place */
-            next->stack = stack;
-            *corio__frame(next) = (corio__task_frame){0};
+        bool here = next && (shared ? (next->flags & CORIO__TF_COMPACT) && next->state == CORIO__T_NEW
+                                    : !next->stack);
+        if (here) {
+            if (shared) {
+                l->resident = next;
+            } else {
+                next->stack = stack;
+                *corio__frame(next) = (corio__task_frame){0};
+            }
             next->state = CORIO__T_RUNNING;
             l->current = t = next;
             continue;
         }
-        corio__stack_put(&l->stacks[cls], stack);
+        if (!shared)
+            corio__stack_put(&l->stacks[cls], stack);
+        if (next && (next->flags & CORIO__TF_COMPACT) && next != l->resident) {
+            if (shared) { /* its frames would go where this one runs: the scheduler does it */
+                l->handoff = next;
+                next = NULL;
+            } else {
+                compact_bring_in(l, next);
+            }
+        }
         return leave_for(l, next);
     }
 }
@@ -372,6 +541,14 @@ int corio_task_create(corio_task **out, corio_coro_t coro, const corio_task_opts
     if (!l || l->state == CORIO__LOOP_CLOSED)
         return -EPERM;
     int cls = l->default_class;
+    if (opts && opts->compact) {
+        if (opts->stack_size)
+            return -EINVAL; /* compact tasks share the loop's default-size stack */
+        int rc = task_new(l, out, coro, (uint8_t)cls);
+        if (rc == 0)
+            (*out)->flags |= CORIO__TF_COMPACT;
+        return rc;
+    }
     if (opts && opts->stack_size) {
         if (opts->stack_size < CORIO_STACK_MIN || opts->stack_size > CORIO_STACK_MAX)
             return -EINVAL;
@@ -456,6 +633,7 @@ typedef struct await_wait {
     corio__wait w;
     corio__awaiter a;
 } await_wait;
+_Static_assert(sizeof(await_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds an await");
 
 void corio__awaiter_unlink(corio__awaiter *a)
 {
@@ -482,12 +660,13 @@ static inline __attribute__((always_inline)) int wait_task(corio_loop *l, corio_
 {
     if (t->state == CORIO__T_DONE)
         return 0;
-    await_wait aw = {.w = {.cancel = shielded ? NULL : await_cancel, .what = "a task"},
-                     .a = {.target = t, .done = await_done}};
-    aw.a.wait = &aw.w;
-    aw.a.next = t->awaiters;
-    t->awaiters = &aw.a;
-    return corio__suspend(l, self, &aw.w);
+    await_wait local, *aw = corio__record(self, &local);
+    *aw = (await_wait){.w = {.cancel = shielded ? NULL : await_cancel, .what = "a task"},
+                       .a = {.target = t, .done = await_done}};
+    aw->a.wait = &aw->w;
+    aw->a.next = t->awaiters;
+    t->awaiters = &aw->a;
+    return corio__suspend(l, self, &aw->w);
 }
 
 int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
@@ -538,6 +717,7 @@ typedef struct sleep_wait {
     corio__wait w;
     corio__timer timer;
 } sleep_wait;
+_Static_assert(sizeof(sleep_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds a sleep");
 
 static void sleep_fire(corio__timer *tm)
 {
@@ -547,6 +727,29 @@ static void sleep_fire(corio__timer *tm)
 static void sleep_cancel(corio__wait *w)
 {
     corio__timers_remove(&corio__tls_loop->timers, &container_of(w, sleep_wait, w)->timer);
+}
+
+static inline __attribute__((always_inline)) int sleep_on(corio_loop *l, corio_task *self,
+                                                         sleep_wait *s, int64_t deadline)
+{
+    *s = (sleep_wait){.w = {.cancel = sleep_cancel, .what = "a timer"}};
+    int rc = corio__timers_add(&l->timers, &s->timer, deadline, sleep_fire);
+    if (rc < 0)
+        return rc;
+    return corio__suspend(l, self, &s->w);
+}
+
+static __attribute__((noinline)) int sleep_private(corio_loop *l, corio_task *self,
+                                                   int64_t deadline)
+{
+    sleep_wait s;
+    return sleep_on(l, self, &s, deadline);
+}
+
+static __attribute__((noinline)) int sleep_compact(corio_loop *l, corio_task *self,
+                                                   int64_t deadline)
+{
+    return sleep_on(l, self, (sleep_wait *)(void *)corio__compact_of(self)->record, deadline);
 }
 
 int corio_yield(void)
@@ -579,11 +782,11 @@ int corio_sleep_ns(int64_t ns)
         return corio_yield();
     int64_t now = corio__now(l);
     int64_t deadline = ns > INT64_MAX - now ? INT64_MAX : now + ns;
-    sleep_wait s = {.w = {.cancel = sleep_cancel, .what = "a timer"}};
-    int rc = corio__timers_add(&l->timers, &s.timer, deadline, sleep_fire);
-    if (rc < 0)
-        return rc;
-    return corio__suspend(l, self, &s.w);
+    /* two tail calls, so that this frame holds no record: a compact task's
+     * sleep leaves no unused local in the image it is evicted as */
+    if (__builtin_expect(self->flags & CORIO__TF_COMPACT, 0))
+        return sleep_compact(l, self, deadline);
+    return sleep_private(l, self, deadline);
 }
 
 int corio_sleep(double seconds)

@@ -22,13 +22,15 @@ static void *main_bad_inputs(void *arg)
     (void)arg;
     void *r = (void *)0x77;
     corio_task *t = (corio_task *)0x88;
-    corio_task_opts big = {CORIO_STACK_MAX + 1}, small = {CORIO_STACK_MIN - 1};
+    corio_task_opts big = {.stack_size = CORIO_STACK_MAX + 1}, small = {.stack_size = CORIO_STACK_MIN - 1};
+    corio_task_opts sized_compact = {.stack_size = CORIO_STACK_MIN, .compact = 1};
 
     ASSERT_NULL(corio_create_task(corio_coro(NULL, &ran)));
     ASSERT_EQ(corio_task_create(NULL, corio_coro(count, NULL), NULL), -EINVAL);
     ASSERT_EQ(corio_task_create(&t, corio_coro(NULL, NULL), NULL), -EINVAL);
     ASSERT_EQ(corio_task_create(&t, corio_coro(count, NULL), &big), -EINVAL);
     ASSERT_EQ(corio_task_create(&t, corio_coro(count, NULL), &small), -EINVAL);
+    ASSERT_EQ(corio_task_create(&t, corio_coro(count, NULL), &sized_compact), -EINVAL);
     ASSERT_PTR_EQ(t, (void *)0x88);
     ASSERT_EQ(corio_spawn(corio_coro(NULL, NULL)), -EINVAL);
     ASSERT_EQ(corio_task_release(NULL), -EINVAL);

@@ -47,7 +47,7 @@ static void *main_stack_sizes(void *arg)
 {
     (void)arg;
     corio_task *t = (corio_task *)0x88;
-    corio_task_opts o = {CORIO_STACK_MIN - 1};
+    corio_task_opts o = {.stack_size = CORIO_STACK_MIN - 1};
     ASSERT_EQ(corio_task_create(&t, corio_coro(recurse_task, NULL), &o), -EINVAL);
     o.stack_size = 1;
     ASSERT_EQ(corio_task_create(&t, corio_coro(recurse_task, NULL), &o), -EINVAL);
@@ -81,7 +81,7 @@ static void *main_stack_max(void *arg)
 {
     (void)arg;
     corio_task *t = NULL;
-    corio_task_opts o = {CORIO_STACK_MAX};
+    corio_task_opts o = {.stack_size = CORIO_STACK_MAX};
     ASSERT_EQ(corio_task_create(&t, corio_coro(recurse_task, (void *)(intptr_t)4000), &o), 0);
     void *r = NULL;
     ASSERT_EQ(corio_await(t, &r), 0);
@@ -100,7 +100,7 @@ static void *main_deep_recursion(void *arg)
     (void)arg;
     /* 1000 frames of ~300 bytes (more under ASan) in a 1 MiB stack */
     corio_task *t[4];
-    corio_task_opts o = {1024 * 1024};
+    corio_task_opts o = {.stack_size = 1024 * 1024};
     for (int i = 0; i < 4; i++)
         ASSERT_EQ(corio_task_create(&t[i], corio_coro(recurse_task, (void *)(intptr_t)1000), &o),
                   0);
@@ -158,7 +158,7 @@ static void *main_overflow(void *arg)
 {
     (void)arg;
     corio_task *t = NULL;
-    corio_task_opts o = {CORIO_STACK_MIN};
+    corio_task_opts o = {.stack_size = CORIO_STACK_MIN};
     ASSERT_EQ(corio_task_create(&t, corio_coro(test_overflow_entry, NULL), &o), 0);
     corio_await(t, NULL);
     return NULL;

@@ -38,6 +38,7 @@ static void run_bench(const char *workload, const char *n, const char *d)
 TEST(bench_smoke_every_workload)
 {
     run_bench("w1", "2000", "0.01");
+    run_bench("w1c", "2000", "0.01");
     run_bench("w2", "20000", NULL);
     run_bench("w2b", "20000", NULL);
     run_bench("w2c", "20011", NULL); /* not a multiple of the 1,000 producers */
@@ -52,7 +53,7 @@ TEST(bench_smoke_bad_usage_exits_2)
     char prog[4096];
     snprintf(prog, sizeof prog, "%s/bench/corio_bench", test_build_dir());
     const char *bad[][3] = {{"w9", "10", NULL}, {"w2", "-1", NULL}, {"w2", "10", "1"},
-                            {"w1", "10", "x"}, {"mem", "1e3", NULL}};
+                            {"w1", "10", "x"}, {"w1c", "10", "-1"}, {"mem", "1e3", NULL}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[] = {prog, (char *)bad[i][0], (char *)bad[i][1], (char *)bad[i][2], NULL};
         char *out = NULL, *err = NULL;
