@@ -465,17 +465,20 @@ static inline int corio__interrupt_pending(corio_task *self)
 static inline __attribute__((always_inline)) int corio__suspend_as(corio_loop *l, corio_task *self,
                                                                   corio__wait *w, bool io)
 {
-    if (__builtin_expect(self->flags & CORIO__TF_COMPACT, 0))
-        corio__compact_check_record(l, self, w); /* a call that missed its refusal: abort */
     w->task = self;
     w->woken = false;
     w->interrupted = false;
     w->io = io;
     w->result = 0;
-    /* (I/O waits check with corio__interrupt_pending before they commit) */
-    if (!io && __builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL), 0) &&
-        w->cancel && corio__suspend_interrupted(w))
-        return -ECANCELED; /* level-triggered: a cancelled task does not wait */
+    if (__builtin_expect(self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL |
+                                        CORIO__TF_COMPACT), 0)) {
+        if (self->flags & CORIO__TF_COMPACT)
+            corio__compact_check_record(l, self, w); /* a call that missed its refusal: abort */
+        /* (I/O waits check with corio__interrupt_pending before they commit) */
+        if (!io && (self->flags & (CORIO__TF_CANCELLED | CORIO__TF_SCOPE_CANCEL)) && w->cancel &&
+            corio__suspend_interrupted(w))
+            return -ECANCELED; /* level-triggered: a cancelled task does not wait */
+    }
     self->wait = w;
     self->state = CORIO__T_WAITING;
     if (__builtin_expect(corio__suspend_hook != NULL, 0))

@@ -212,6 +212,7 @@ static inline __attribute__((always_inline)) void switch_plain(corio_loop *l, co
 /* ---- compact tasks (internal.h): the shared stack's comings and goings ---------- */
 
 static void *task_entry(void *arg);
+static inline __attribute__((always_inline)) bool task_prepare(corio_loop *l, corio_task *t);
 
 /* Copy the resident's frames off the shared stack, into its image. */
 static void compact_evict(corio_loop *l, corio_task *r)
@@ -352,7 +353,7 @@ void corio__switch_away(corio_loop *l, corio_task *self)
     if (!self)
         __builtin_unreachable(); /* lets the inlined switch drop its scheduler cases */
     corio_task *next;
-    while ((next = corio__pick_next(l)) && !corio__task_prepare(l, next))
+    while ((next = corio__pick_next(l)) && !task_prepare(l, next))
         ;
     if (next == self) {
         self->state = CORIO__T_RUNNING;
@@ -366,25 +367,32 @@ void corio__switch_away(corio_loop *l, corio_task *self)
 
 /* ---- start and end ------------------------------------------------------------------ */
 
+/* A compact task's side block (and, for the loop's first, the shared stack);
+ * its first frame is made when it comes in (compact_bring_in). */
+static __attribute__((noinline)) bool compact_prepare(corio_loop *l, corio_task *t)
+{
+    corio__compact *c = NULL;
+    if ((l->shared_top || (l->shared_top = corio__stack_get(&l->stacks[t->stack_class]))) &&
+        (c = malloc(sizeof *c))) {
+        c->image = NULL;
+        c->image_len = c->image_cap = 0;
+        c->frame = (corio__task_frame){0};
+        t->stack = (char *)(&c->frame + 1);
+        return true;
+    }
+    corio__task_end_unstarted(l, t, -ENOMEM);
+    return false;
+}
+
 /* Give a task that has never run its stack and first frame. False (and the
  * task ended with -ENOMEM) if no stack can be had. */
-bool corio__task_prepare(corio_loop *l, corio_task *t)
+static inline __attribute__((always_inline)) bool task_prepare(corio_loop *l, corio_task *t)
 {
     if (t->stack)
         return true;
+    if (__builtin_expect(t->flags & CORIO__TF_COMPACT, 0))
+        return compact_prepare(l, t);
     corio__stack_pool *p = &l->stacks[t->stack_class];
-    if (t->flags & CORIO__TF_COMPACT) { /* its side block; its frame is made when it comes in */
-        corio__compact *c = NULL;
-        if ((l->shared_top || (l->shared_top = corio__stack_get(p))) && (c = malloc(sizeof *c))) {
-            c->image = NULL;
-            c->image_len = c->image_cap = 0;
-            c->frame = (corio__task_frame){0};
-            t->stack = (char *)(&c->frame + 1);
-            return true;
-        }
-        corio__task_end_unstarted(l, t, -ENOMEM);
-        return false;
-    }
     t->stack = corio__stack_get(p);
     if (!t->stack) {
         corio__task_end_unstarted(l, t, -ENOMEM);
@@ -394,6 +402,11 @@ bool corio__task_prepare(corio_loop *l, corio_task *t)
     t->sp = corio__ctx_make(t->stack - sizeof(corio__task_frame), p->size - sizeof(corio__task_frame),
                             task_entry, l);
     return true;
+}
+
+bool corio__task_prepare(corio_loop *l, corio_task *t)
+{
+    return task_prepare(l, t);
 }
 
 static void notify_awaiters(corio_task *t)
@@ -471,34 +484,37 @@ static void *task_entry(void *arg)
          * its own class, one that wants such a stack; on the shared stack, a
          * compact one (prepare gives it its side block). */
         corio_task *next;
-        while ((next = corio__pick_next(l)) && !next->stack) {
-            if (!shared && next->stack_class == cls && !(next->flags & CORIO__TF_COMPACT))
-                break;
-            if (corio__task_prepare(l, next))
-                break;
-        }
-        bool here = next && (shared ? (next->flags & CORIO__TF_COMPACT) && next->state == CORIO__T_NEW
-                                    : !next->stack);
-        if (here) {
-            if (shared) {
-                l->resident = next;
-            } else {
+        if (__builtin_expect(!shared, 1)) {
+            while ((next = corio__pick_next(l)) && !next->stack) {
+                if (next->stack_class == cls && !(next->flags & CORIO__TF_COMPACT))
+                    break;
+                if (task_prepare(l, next))
+                    break;
+            }
+            if (next && !next->stack) { /* reuse this stack in place */
                 next->stack = stack;
                 *corio__frame(next) = (corio__task_frame){0};
+                next->state = CORIO__T_RUNNING;
+                l->current = t = next;
+                continue;
             }
+            corio__stack_put(&l->stacks[cls], stack);
+            if (next && (next->flags & CORIO__TF_COMPACT) && next != l->resident)
+                compact_bring_in(l, next);
+            return leave_for(l, next);
+        }
+        while ((next = corio__pick_next(l)) && !task_prepare(l, next))
+            ;
+        if (next && (next->flags & CORIO__TF_COMPACT) && next->state == CORIO__T_NEW) {
+            l->resident = next; /* start it in place */
             next->state = CORIO__T_RUNNING;
             l->current = t = next;
             continue;
         }
-        if (!shared)
-            corio__stack_put(&l->stacks[cls], stack);
-        if (next && (next->flags & CORIO__TF_COMPACT) && next != l->resident) {
-            if (shared) { /* its frames would go where this one runs: the scheduler does it */
-                l->handoff = next;
-                next = NULL;
-            } else {
-                compact_bring_in(l, next);
-            }
+        if (next && (next->flags & CORIO__TF_COMPACT)) { /* its frames would go where this one
+                                                            runs: the scheduler brings it in */
+            l->handoff = next;
+            next = NULL;
         }
         return leave_for(l, next);
     }
