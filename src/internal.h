@@ -296,6 +296,14 @@ static inline char *corio__stack_top(const corio_loop *l, const corio_task *t)
     return (t->flags & CORIO__TF_COMPACT) ? l->shared_top : t->stack;
 }
 
+/* Whether p lies on the shared stack of compact task `self`'s loop. */
+static inline bool corio__on_shared_stack(const corio_loop *l, const corio_task *self,
+                                          const void *p)
+{
+    const char *top = l->shared_top, *lo = top - l->stacks[self->stack_class].size;
+    return (const char *)p >= lo && (const char *)p < top;
+}
+
 /* -ENOTSUP if `self` is compact and p lies on the shared stack: an object the
  * loop reaches while its task waits (a scope, a group) cannot live there. */
 static inline int corio__compact_refuse_object(const corio_loop *l, const corio_task *self,
@@ -303,8 +311,7 @@ static inline int corio__compact_refuse_object(const corio_loop *l, const corio_
 {
     if (__builtin_expect(!(self->flags & CORIO__TF_COMPACT), 1))
         return 0;
-    const char *top = l->shared_top, *lo = top - l->stacks[self->stack_class].size;
-    return (const char *)p >= lo && (const char *)p < top ? -ENOTSUP : 0;
+    return corio__on_shared_stack(l, self, p) ? -ENOTSUP : 0;
 }
 
 /* Test hook: called at every suspension (after the wait is set up, before

@@ -35,6 +35,18 @@
 #endif
 #endif
 
+/* Before reading frames off the shared stack or writing them back: ASan's
+ * shadow there still holds the poison of whoever used those addresses last. */
+static inline void shared_stack_unpoison(char *top, size_t size)
+{
+#ifdef CORIO_ASAN
+    __asan_unpoison_memory_region(top - size, size);
+#else
+    (void)top;
+    (void)size;
+#endif
+}
+
 /* Before writing a compact task's frames back: memcheck marks what lies below
  * the lowest stack pointer it last saw on the shared stack as unaddressable. */
 static inline void shared_stack_writable(char *p, size_t len)
@@ -231,11 +243,7 @@ static void compact_evict(corio_loop *l, corio_task *r)
         c->image = image;
         c->image_cap = (uint32_t)cap;
     }
-#ifdef CORIO_ASAN
-    /* the shadow still holds the poison of whoever used these addresses last */
-    __asan_unpoison_memory_region(l->shared_top - l->stacks[r->stack_class].size,
-                                  l->stacks[r->stack_class].size);
-#endif
+    shared_stack_unpoison(l->shared_top, l->stacks[r->stack_class].size);
     memcpy(c->image, r->sp, len);
     c->image_len = (uint32_t)len;
 }
@@ -254,9 +262,7 @@ static void compact_bring_in(corio_loop *l, corio_task *to)
         return;
     }
     corio__compact *c = corio__compact_of(to);
-#ifdef CORIO_ASAN
-    __asan_unpoison_memory_region(l->shared_top - p->size, p->size);
-#endif
+    shared_stack_unpoison(l->shared_top, p->size);
     shared_stack_writable(l->shared_top - c->image_len, c->image_len);
     memcpy(l->shared_top - c->image_len, c->image, c->image_len);
 }
@@ -298,8 +304,7 @@ static void compact_free(corio_loop *l, corio_task *t)
  * that should have refused it (corio__compact_refuse) did not. */
 void corio__compact_check_record(corio_loop *l, corio_task *self, const corio__wait *w)
 {
-    char *top = l->shared_top, *lo = top - l->stacks[self->stack_class].size;
-    if ((const char *)w >= lo && (const char *)w < top) {
+    if (corio__on_shared_stack(l, self, w)) {
         fprintf(stderr, "corio: bug: compact task %p waits on %s with its record on the shared "
                         "stack\n", (void *)self, w->what ? w->what : "?");
         abort();
