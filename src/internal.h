@@ -293,7 +293,9 @@ struct corio_loop {
 /* The top of the stack a started task runs on: its own, or the shared one. */
 static inline char *corio__stack_top(const corio_loop *l, const corio_task *t)
 {
-    return (t->flags & CORIO__TF_COMPACT) ? l->shared_top : t->stack;
+    if (__builtin_expect(t->flags & CORIO__TF_COMPACT, 0))
+        return l->shared_top;
+    return t->stack;
 }
 
 /* Whether p lies on the shared stack of compact task `self`'s loop. */

@@ -473,7 +473,7 @@ static void *task_entry(void *arg)
 #endif
     corio_task *t = l->current;
     bool shared = t->flags & CORIO__TF_COMPACT; /* this runs on the compact tasks' stack */
-    char *stack = shared ? NULL : t->stack;
+    char *stack = t->stack; /* (unused on the shared stack) */
     uint8_t cls = t->stack_class;
     for (;;) {
         void *result = t->fn(t->value);
@@ -675,19 +675,35 @@ static void await_cancel(corio__wait *w)
     corio__awaiter_unlink(&container_of(w, await_wait, w)->a);
 }
 
-/* Wait for t to end; cancellable unless `shielded` (used to reap after a cancel). */
-static inline __attribute__((always_inline)) int wait_task(corio_loop *l, corio_task *self,
-                                                          corio_task *t, bool shielded)
+static inline __attribute__((always_inline)) int wait_task_on(corio_loop *l, corio_task *self,
+                                                             corio_task *t, bool shielded,
+                                                             await_wait *aw)
 {
-    if (t->state == CORIO__T_DONE)
-        return 0;
-    await_wait local, *aw = corio__record(self, &local);
     *aw = (await_wait){.w = {.cancel = shielded ? NULL : await_cancel, .what = "a task"},
                        .a = {.target = t, .done = await_done}};
     aw->a.wait = &aw->w;
     aw->a.next = t->awaiters;
     t->awaiters = &aw->a;
     return corio__suspend(l, self, &aw->w);
+}
+
+/* A compact task's await: its record in the side block (internal.h). */
+static __attribute__((noinline)) int wait_task_compact(corio_loop *l, corio_task *self,
+                                                       corio_task *t, bool shielded)
+{
+    return wait_task_on(l, self, t, shielded, corio__record(self, NULL));
+}
+
+/* Wait for t to end; cancellable unless `shielded` (used to reap after a cancel). */
+static inline __attribute__((always_inline)) int wait_task(corio_loop *l, corio_task *self,
+                                                          corio_task *t, bool shielded)
+{
+    if (t->state == CORIO__T_DONE)
+        return 0;
+    if (__builtin_expect(self->flags & CORIO__TF_COMPACT, 0))
+        return wait_task_compact(l, self, t, shielded);
+    await_wait aw;
+    return wait_task_on(l, self, t, shielded, &aw);
 }
 
 int corio__wait_task(corio_loop *l, corio_task *self, corio_task *t, bool shielded)
