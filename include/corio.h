@@ -112,16 +112,14 @@ typedef struct corio_task_opts {
  * hold another task's frames by then). Locals used only by the task itself
  * are fine; a buffer, an object or a result slot you hand to someone else
  * must be on the heap (or in a static, or on a task with its own stack).
- * corio keeps the rule for its own records. In a compact task these work as
- * anywhere: sleep, yield, await (a task or a coroutine object), being
- * cancelled, queue put/get/join, the lock, event, semaphore, condition and
- * barrier waits, as_completed, and timeout/shield scopes and task groups whose
- * corio_scope/corio_taskgroup object is not on its stack (on its stack they
- * return -ENOTSUP), and every call that does not suspend. These return
- * -ENOTSUP when they would suspend, having done nothing: corio_select,
- * corio_gather*, corio_wait, corio_wait_for_* (their scope is a local),
- * corio_to_thread, and I/O (on epoll a call that completes at once works;
- * io_uring always waits for its completion, so there every I/O call refuses). */
+ * corio keeps the rule for its own records: in a compact task everything
+ * works as anywhere (sleep, await, gather, wait, wait_for, select, queues, the
+ * sync objects, to_thread, cancellation), except:
+ *  - a corio_scope or corio_taskgroup object on its own stack: begin returns
+ *    -ENOTSUP (put it on the heap);
+ *  - I/O that would wait returns -ENOTSUP, having done nothing (on epoll a
+ *    call that completes at once works; io_uring always waits for its
+ *    completion, so there every I/O call refuses). */
 
 /* The full form: 0 and *out set, or -EINVAL (NULL out/fn, stack size out of
  * range, or compact with a stack size), -EPERM (no loop on this thread),

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
@@ -368,6 +369,15 @@ static int begin_seconds(corio_scope *sc, double seconds)
                           : corio_timeout_begin(sc, seconds);
 }
 
+/* The scope of a wait_for: the caller's local, or for a compact task (whose
+ * stack the loop must not reach while it waits) a heap one. NULL: no memory. */
+static corio_scope *scope_for(corio_task *self, corio_scope *local)
+{
+    if (__builtin_expect(!(self->flags & CORIO__TF_COMPACT), 1))
+        return local;
+    return malloc(sizeof *local);
+}
+
 int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result)
 {
     corio_loop *l;
@@ -378,13 +388,18 @@ int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result)
         return -EINVAL;
     if (seconds < 0)
         return corio_await_coro(coro, result);
-    corio_scope sc;
-    int rc = begin_seconds(&sc, seconds);
-    if (rc < 0)
-        return rc;
-    rc = corio_await_coro(coro, result);
-    int trc = corio_scope_end(&sc);
-    return trc == -ETIMEDOUT ? trc : rc;
+    corio_scope local, *sc = scope_for(self, &local);
+    if (!sc)
+        return -ENOMEM;
+    int rc = begin_seconds(sc, seconds);
+    if (rc == 0) {
+        rc = corio_await_coro(coro, result);
+        int trc = corio_scope_end(sc);
+        rc = trc == -ETIMEDOUT ? trc : rc;
+    }
+    if (sc != &local)
+        free(sc);
+    return rc;
 }
 
 int corio_wait_for_task(corio_task *t, double seconds, void **result)
@@ -402,23 +417,29 @@ int corio_wait_for_task(corio_task *t, double seconds, void **result)
         return -EDEADLK;
     if (seconds < 0)
         seconds = INFINITY; /* no timeout, but a cancelled caller still cancels t */
-    corio_scope sc;
-    rc = begin_seconds(&sc, seconds);
-    if (rc < 0)
-        return rc;
-    rc = corio__wait_task(l, self, t, false);
-    bool ended_first = t->state == CORIO__T_DONE;
-    if (rc < 0 && !ended_first) {
-        /* timed out or cancelled: asyncio cancels the task and waits for it */
-        corio__task_cancel(l, t, NULL);
-        corio__wait_task(l, self, t, true);
+    corio_scope local, *sc = scope_for(self, &local);
+    if (!sc)
+        return -ENOMEM;
+    rc = begin_seconds(sc, seconds);
+    if (rc == 0) {
+        rc = corio__wait_task(l, self, t, false);
+        bool ended_first = t->state == CORIO__T_DONE;
+        if (rc < 0 && !ended_first) {
+            /* timed out or cancelled: asyncio cancels the task and waits for it */
+            corio__task_cancel(l, t, NULL);
+            corio__wait_task(l, self, t, true);
+        }
+        int trc = corio_scope_end(sc);
+        if (rc == 0 || t->status != -ECANCELED) {
+            /* it ended on its own, possibly just before the cancel landed */
+            if (result)
+                *result = t->value;
+            rc = t->status;
+        } else {
+            rc = trc == -ETIMEDOUT ? trc : -ECANCELED;
+        }
     }
-    int trc = corio_scope_end(&sc);
-    if (rc == 0 || t->status != -ECANCELED) {
-        /* it ended on its own, possibly just before the cancel landed */
-        if (result)
-            *result = t->value;
-        return t->status;
-    }
-    return trc == -ETIMEDOUT ? trc : -ECANCELED;
+    if (sc != &local)
+        free(sc);
+    return rc;
 }

@@ -64,6 +64,7 @@ typedef struct gather_wait {
     size_t n, left;
     int first_error;
 } gather_wait;
+_Static_assert(sizeof(gather_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds a gather");
 
 static void gather_done(corio__awaiter *a)
 {
@@ -89,24 +90,24 @@ static int gather_tasks(corio_task *const *tasks, size_t n, void **results, int 
     int rc = check_handles(l, self, tasks, n);
     if (rc < 0)
         return rc;
-    if (corio__compact_refuse(self) < 0) /* its awaiters are not moved off the stack yet */
-        for (size_t i = 0; i < n; i++)
-            if (tasks[i]->state != CORIO__T_DONE)
-                return -ENOTSUP;
-    corio__awaiter small[8], *as = n <= 8 ? small : calloc(n, sizeof *as);
+    /* the awaiters and the record stay off a compact task's stack (internal.h) */
+    bool on_heap = n > 8 || (self->flags & CORIO__TF_COMPACT);
+    corio__awaiter small[8], *as = on_heap ? calloc(n ? n : 1, sizeof *as) : small;
     if (!as)
         return -ENOMEM;
-    gather_wait g = {.w = {.cancel = gather_cancel, .what = "gather"}, .as = as, .n = n};
+    gather_wait local, *g = corio__record(self, &local);
+    *g = (gather_wait){.w = {.cancel = gather_cancel, .what = "gather"}, .as = as, .n = n};
     for (size_t i = 0; i < n; i++) {
-        as[i] = (corio__awaiter){.target = tasks[i], .done = gather_done, .wait = &g.w};
+        as[i] = (corio__awaiter){.target = tasks[i], .done = gather_done, .wait = &g->w};
         if (tasks[i]->state != CORIO__T_DONE) {
             link_awaiter(&as[i], tasks[i]);
-            g.left++;
-        } else if (tasks[i]->status < 0 && g.first_error == 0) {
-            g.first_error = tasks[i]->status;
+            g->left++;
+        } else if (tasks[i]->status < 0 && g->first_error == 0) {
+            g->first_error = tasks[i]->status;
         }
     }
-    rc = g.left ? corio__suspend(l, self, &g.w) : 0;
+    rc = g->left ? corio__suspend(l, self, &g->w) : 0;
+    int first_error = g->first_error; /* (the record is reused by the reaps below) */
     if (rc == -ECANCELED) /* asyncio: cancelling gather cancels its children */
         cancel_and_reap(l, self, tasks, n);
     if (as != small)
@@ -119,7 +120,7 @@ static int gather_tasks(corio_task *const *tasks, size_t n, void **results, int 
         if (statuses)
             statuses[i] = tasks[i]->status;
     }
-    return statuses ? 0 : g.first_error;
+    return statuses ? 0 : first_error;
 }
 
 int corio_gather_tasks(corio_task *const *tasks, size_t n, void **results)
@@ -146,8 +147,6 @@ static int gather_coros(const corio_coro_t *coros, size_t n, void **results, int
     for (size_t i = 0; i < n; i++)
         if (!coros[i].fn)
             return -EINVAL;
-    if (n && corio__compact_refuse(self) < 0)
-        return -ENOTSUP; /* the gather would refuse, with its tasks made */
     corio_task *small[8] = {0}, **ts = n <= 8 ? small : calloc(n, sizeof *ts);
     if (!ts)
         return -ENOMEM;
@@ -189,6 +188,7 @@ typedef struct waitn_wait {
     int mode;
     bool failed;
 } waitn_wait;
+_Static_assert(sizeof(waitn_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds a wait");
 
 static bool waitn_met(const waitn_wait *wn)
 {
@@ -247,14 +247,17 @@ int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout)
     int64_t deadline = corio__deadline_in(l, timeout);
     if (waitn_met(&wn) || deadline <= corio__now(l))
         return (int)wn.done; /* nothing to wait for, or a zero timeout: a poll */
-    if (corio__compact_refuse(self) < 0)
-        return -ENOTSUP; /* its awaiters and timer are not moved off the stack yet */
-    corio__awaiter small[8], *as = n <= 8 ? small : calloc(n, sizeof *as);
+    /* the awaiters, timer and record stay off a compact task's stack (internal.h) */
+    bool on_heap = n > 8 || (self->flags & CORIO__TF_COMPACT);
+    corio__awaiter small[8], *as = on_heap ? calloc(n, sizeof *as) : small;
     if (!as)
         return -ENOMEM;
-    wn.as = as;
+    waitn_wait *w = corio__record(self, &wn);
+    if (w != &wn)
+        *w = wn;
+    w->as = as;
     for (size_t i = 0; i < n; i++) {
-        as[i] = (corio__awaiter){.wait = &wn.w, .done = waitn_done};
+        as[i] = (corio__awaiter){.wait = &w->w, .done = waitn_done};
         if (tasks[i]->state != CORIO__T_DONE) {
             as[i].target = tasks[i];
             link_awaiter(&as[i], tasks[i]);
@@ -262,16 +265,16 @@ int corio_wait(corio_task *const *tasks, size_t n, int mode, double timeout)
     }
     rc = 0;
     if (deadline != INT64_MAX)
-        rc = corio__timers_add(&l->timers, &wn.timer, deadline, waitn_fire);
+        rc = corio__timers_add(&l->timers, &w->timer, deadline, waitn_fire);
     if (rc == 0)
-        rc = corio__suspend(l, self, &wn.w);
+        rc = corio__suspend(l, self, &w->w);
     unlink_pending(as, n);
-    corio__timers_remove(&l->timers, &wn.timer);
+    corio__timers_remove(&l->timers, &w->timer);
     if (as != small)
         free(as);
     if (rc == -ECANCELED || rc == -ENOMEM)
         return rc;
-    return (int)wn.done;
+    return (int)w->done;
 }
 
 /* ---- as_completed ------------------------------------------------------------------------ */

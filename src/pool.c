@@ -58,13 +58,14 @@ typedef struct job {
     pool_wait *waiter;         /* the task's record; NULL once it gave up */
 } job;
 
-/* The waiting task's side, on its stack. */
+/* The waiting task's side, on its stack (a compact task's: in its side block). */
 struct pool_wait {
     corio__wait w;
     job *job;                  /* valid only while the task waits */
     void *result;              /* what done() handed over */
     bool abandoned;            /* the task gave up: the job discards its result */
 };
+_Static_assert(sizeof(pool_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds a job wait");
 
 /* ---- the pool: process-wide, guarded by mu ------------------------------------------ */
 
@@ -254,14 +255,13 @@ static int to_thread(corio_blocking_fn *fn, void *arg, void **result,
     int rc = corio__interrupt_pending(self);
     if (rc < 0)
         return rc;
-    if ((rc = corio__compact_refuse(self)) < 0)
-        return rc; /* the worker writes into its record: not moved off the stack yet */
     job *j = malloc(sizeof *j);
     if (!j)
         return -ENOMEM;
-    pool_wait pw = {.w = {.cancel = job_abandon, .what = "a worker thread"}, .job = j};
+    pool_wait local, *pw = corio__record(self, &local); /* job_done writes into it */
+    *pw = (pool_wait){.w = {.cancel = job_abandon, .what = "a worker thread"}, .job = j};
     *j = (job){.soon = {.run = job_done}, .loop = l, .fn = fn, .arg = arg, .discard = discard,
-               .waiter = &pw};
+               .waiter = pw};
     corio__remote_begin(l); /* the loop stays open and awake until job_done */
     rc = pool_submit(j);
     if (rc < 0) {
@@ -270,12 +270,12 @@ static int to_thread(corio_blocking_fn *fn, void *arg, void **result,
         return rc;
     }
     *queued = true;
-    rc = corio__suspend(l, self, &pw.w);
+    rc = corio__suspend(l, self, &pw->w);
     if (rc == 0) {
         if (result)
-            *result = pw.result;
-    } else if (!pw.abandoned && discard) {
-        discard(pw.result, arg); /* woken with the result, then cancelled before it resumed */
+            *result = pw->result;
+    } else if (!pw->abandoned && discard) {
+        discard(pw->result, arg); /* woken with the result, then cancelled before it resumed */
     }
     return rc;
 }

@@ -294,6 +294,7 @@ typedef struct select_wait {
     qwait qw;
     corio__timer timer;
 } select_wait;
+_Static_assert(sizeof(select_wait) <= CORIO__RECORD_BYTES, "a compact task's record holds a select");
 
 static void select_cancel(corio__wait *w)
 {
@@ -713,32 +714,40 @@ int corio_select(corio_select_op *ops, size_t n, double timeout)
     }
     if (timeout == 0)
         return -ETIMEDOUT;
-    if (corio__compact_refuse(self) < 0)
-        return -ENOTSUP; /* its waiters and timer are not moved off the stack yet */
     for (size_t i = 0; i < n; i++) /* room for a cancelled getter to give its item back */
         if (ops[i].kind == CORIO_SELECT_GET) {
             queue *q = Q(ops[i].queue);
             if (reserve(q, q->count + q->ngetters + 1) < 0)
                 return -ENOMEM;
         }
-    corio__waiter small[4], *ws = n <= 4 ? small : calloc(n, sizeof *ws);
-    if (!ws)
-        return -ENOMEM;
-    select_wait sw = {.qw = {.w = {.cancel = select_cancel, .pass_on = qwait_pass_on,
-                                   .what = "a select"},
-                             .ws = ws, .ops = ops, .n = n}};
-    qwait *qw = &sw.qw;
+    /* A compact task's waiters, a copy of its ops (a cancel or a handover reads
+     * them while it waits) and its record stay off its stack (internal.h). */
+    bool compact = self->flags & CORIO__TF_COMPACT;
+    corio__waiter small[4], *ws = small;
+    corio_select_op *wops = ops;
+    if (compact || n > 4) {
+        ws = calloc(n, sizeof *ws + (compact ? sizeof *ops : 0));
+        if (!ws)
+            return -ENOMEM;
+        if (compact)
+            wops = memcpy(ws + n, ops, n * sizeof *ops);
+    }
+    select_wait local, *sw = corio__record(self, &local);
+    *sw = (select_wait){.qw = {.w = {.cancel = select_cancel, .pass_on = qwait_pass_on,
+                                     .what = "a select"},
+                               .ws = ws, .ops = wops, .n = n}};
+    qwait *qw = &sw->qw;
     for (size_t i = 0; i < n; i++)
         waiter_link(qw, &ws[i], Q(ops[i].queue), ops[i].kind == CORIO_SELECT_PUT, i,
                     ops[i].item);
     int rc = 0;
     int64_t deadline = corio__deadline_in(l, timeout);
     if (deadline != INT64_MAX)
-        rc = corio__timers_add(&l->timers, &sw.timer, deadline, qwait_fire);
+        rc = corio__timers_add(&l->timers, &sw->timer, deadline, qwait_fire);
     if (rc == 0)
         rc = corio__suspend(l, self, &qw->w);
     qwait_unlink(qw);
-    corio__timers_remove(&l->timers, &sw.timer);
+    corio__timers_remove(&l->timers, &sw->timer);
     for (size_t i = 0; i < n; i++)
         waiter_done(Q(ops[i].queue), &ws[i]);
     corio__waiter *won = qw->won;
