@@ -278,7 +278,7 @@ for k in "${keys[@]}"; do
     fi
     ratio="-"
     c=${corio_nsop[$w]:-NA}
-    if [ "$rt" != corio ] && [ "$c" != NA ] && [ "$nsop" != NA ]; then
+    if [ "$rt" != corio ] && [ "$rt" != corio-compact ] && [ "$c" != NA ] && [ "$nsop" != NA ]; then
         ratio=$(awk -v c="$c" -v p="$nsop" 'BEGIN{printf "%.2f", c/p}')
     fi
     rssmib=$(awk -v r="$rss" 'BEGIN{ if (r=="NA") print "NA"; else printf "%.1f", r/1024 }')
@@ -311,14 +311,15 @@ if [ "${corio_nsop[lock]:-NA}" != NA ]; then
 fi
 if [ "${corio_nsop[mem]:-NA}" != NA ]; then
     echo "mem: fresh memory costs $(awk -v x="${corio_nsop[mem]}" 'BEGIN{printf "%.1f", x / 1e3}') us per 4 KiB page here (the core issue's targets assumed ~1 us)."
-    echo "w1 touches about one fresh page per corio sleeper (its stack), one per ~3 Tokio sleepers."
+    echo "w1 touches about one fresh page per corio sleeper (its stack), one per ~3 Tokio sleepers,"
+    echo "one per ~8 compact corio sleepers. On this VM the price is paid for every page a process"
+    echo "touches first, reused or not (docs/internals.md)."
 fi
 [ -z "$PEERS" ] && echo "(no peer figures: corio alone)"
 [ ${#contended[@]} -gt 0 ] && echo "CONTENDED (other processes were busy; rerun when idle): ${contended[*]}"
 if [ -d /sys/module/page_reporting ] && [[ " ${workloads[*]} " == *" w1 "* ]]; then
-    echo "note: this kernel hands freed memory back to its host (virtio-balloon free page"
-    echo "reporting), so a run that touches GiBs of fresh memory (w1 at 1M: corio ~4 GiB of"
-    echo "stack pages) can pay for the host backing them again: w1 times vary from run to run."
+    echo "note: w1 times vary from run to run on this VM: a run that touches GiBs of memory"
+    echo "(w1 at 1M: corio ~4 GiB of stack pages) pays for each page it touches first."
 fi
 echo "raw runs: $TSV; corio's JSON lines: $JSONL"
 failed=$(awk -F'\t' 'NR>1 && $6=="NA"' "$TSV" | wc -l)
