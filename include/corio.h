@@ -115,11 +115,13 @@ typedef struct corio_task_opts {
  * corio keeps the rule for its own records: in a compact task everything
  * works as anywhere (sleep, await, gather, wait, wait_for, select, queues, the
  * sync objects, to_thread, cancellation), except:
- *  - a corio_scope or corio_taskgroup object on its own stack: begin returns
- *    -ENOTSUP (put it on the heap);
+ *  - a corio_taskgroup on its own stack: begin returns -ENOTSUP (put it on
+ *    the heap). A corio_scope on its stack works (corio moves the scope itself
+ *    to the heap until it ends), but only the task itself may use it;
  *  - I/O that would wait returns -ENOTSUP, having done nothing (on epoll a
- *    call that completes at once works; io_uring always waits for its
- *    completion, so there every I/O call refuses). */
+ *    socket or pipe call that completes at once works; io_uring always waits
+ *    for its completion, and a regular file always goes to a worker thread,
+ *    so those refuse every call). */
 
 /* The full form: 0 and *out set, or -EINVAL (NULL out/fn, stack size out of
  * range, or compact with a stack size), -EPERM (no loop on this thread),

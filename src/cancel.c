@@ -140,14 +140,47 @@ void corio__cancel_all(corio_loop *l)
 
 /* ---- scopes --------------------------------------------------------------------------- */
 
-static corio__scope *scope_of(corio_scope *s)
+/* A compact task's corio_scope on its own stack holds only a forward to the
+ * scope's real place on the heap: the loop walks a task's scopes, and fires
+ * their timers, while the task is away and its stack holds another's frames.
+ * The forward is the scope's shape with magic CORIO__SCOPE_FORWARD and the
+ * heap scope in `outer`. */
+#define CORIO__SCOPE_FORWARD 0xF02A5C09u
+
+static corio__scope *scope_of(corio_scope *ps)
 {
-    return (corio__scope *)(void *)s->opaque_;
+    corio__scope *s = (corio__scope *)(void *)ps->opaque_;
+    return __builtin_expect(s->magic == CORIO__SCOPE_FORWARD, 0) ? s->outer : s;
 }
 
-static const corio__scope *scope_of_const(const corio_scope *s)
+static const corio__scope *scope_of_const(const corio_scope *ps)
 {
-    return (const corio__scope *)(const void *)s->opaque_;
+    return scope_of((corio_scope *)(uintptr_t)ps);
+}
+
+/* Where a scope being begun lives: in *ps, or (see above) on the heap. NULL:
+ * out of memory. */
+static corio__scope *scope_place(corio_loop *l, corio_task *self, corio_scope *ps)
+{
+    corio__scope *s = (corio__scope *)(void *)ps->opaque_;
+    if (!corio__compact_refuse_object(l, self, ps))
+        return s;
+    corio__scope *heap = malloc(sizeof *heap);
+    if (heap)
+        *s = (corio__scope){.outer = heap, .magic = CORIO__SCOPE_FORWARD};
+    return heap;
+}
+
+/* A scope that ended (or never began): bring a forwarded one back into *ps,
+ * so that what is asked of it afterwards reads the same, and free the heap. */
+static void scope_unplace(corio_scope *ps, corio__scope *s)
+{
+    corio__scope *in_place = (corio__scope *)(void *)ps->opaque_;
+    if (s != in_place) {
+        *in_place = *s;
+        in_place->outer = NULL;
+        free(s);
+    }
 }
 
 static bool scope_live(const corio__scope *s)
@@ -230,18 +263,19 @@ int corio_timeout_at_begin(corio_scope *ps, int64_t deadline_ns)
         return -EINVAL;
     if (!self)
         return -EPERM;
-    int rc = corio__compact_refuse_object(l, self, ps);
-    if (rc < 0)
-        return rc; /* the loop walks it while the task waits */
-    corio__scope *s = scope_of(ps);
+    corio__scope *s = scope_place(l, self, ps);
+    if (!s)
+        return -ENOMEM;
     *s = (corio__scope){0};
     if (deadline_ns != CORIO_NO_DEADLINE && deadline_ns <= corio__now(l)) {
         s->cancelled = true; /* expired from the start */
         s->timer.deadline = deadline_ns;
     } else {
-        rc = scope_arm(l, s, deadline_ns);
-        if (rc < 0)
+        int rc = scope_arm(l, s, deadline_ns);
+        if (rc < 0) {
+            scope_unplace(ps, s);
             return rc;
+        }
     }
     corio__scope_push(self, s, CORIO__SCOPE_TIMEOUT);
     return 0;
@@ -279,10 +313,9 @@ int corio_shield_begin(corio_scope *ps)
         return -EINVAL;
     if (!self)
         return -EPERM;
-    int rc = corio__compact_refuse_object(l, self, ps);
-    if (rc < 0)
-        return rc; /* the loop walks it while the task waits */
-    corio__scope *s = scope_of(ps);
+    corio__scope *s = scope_place(l, self, ps);
+    if (!s)
+        return -ENOMEM;
     *s = (corio__scope){0};
     s->timer.deadline = CORIO_NO_DEADLINE;
     corio__scope_push(self, s, CORIO__SCOPE_SHIELD);
@@ -304,8 +337,10 @@ int corio_scope_end(corio_scope *ps)
     int rc = corio__scope_pop(l, self, s, kind);
     if (rc < 0)
         return rc;
+    bool hit = s->hit;
+    scope_unplace(ps, s);
     if (kind == CORIO__SCOPE_TIMEOUT)
-        return s->hit ? -ETIMEDOUT : 0;
+        return hit ? -ETIMEDOUT : 0;
     /* a shield: what it held back is delivered now */
     corio__scope *cause = corio__interrupt_cause(self);
     if (!cause)
@@ -369,15 +404,6 @@ static int begin_seconds(corio_scope *sc, double seconds)
                           : corio_timeout_begin(sc, seconds);
 }
 
-/* The scope of a wait_for: the caller's local, or for a compact task (whose
- * stack the loop must not reach while it waits) a heap one. NULL: no memory. */
-static corio_scope *scope_for(corio_task *self, corio_scope *local)
-{
-    if (__builtin_expect(!(self->flags & CORIO__TF_COMPACT), 1))
-        return local;
-    return malloc(sizeof *local);
-}
-
 int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result)
 {
     corio_loop *l;
@@ -388,18 +414,13 @@ int corio_wait_for_coro(corio_coro_t coro, double seconds, void **result)
         return -EINVAL;
     if (seconds < 0)
         return corio_await_coro(coro, result);
-    corio_scope local, *sc = scope_for(self, &local);
-    if (!sc)
-        return -ENOMEM;
-    int rc = begin_seconds(sc, seconds);
-    if (rc == 0) {
-        rc = corio_await_coro(coro, result);
-        int trc = corio_scope_end(sc);
-        rc = trc == -ETIMEDOUT ? trc : rc;
-    }
-    if (sc != &local)
-        free(sc);
-    return rc;
+    corio_scope sc;
+    int rc = begin_seconds(&sc, seconds);
+    if (rc < 0)
+        return rc;
+    rc = corio_await_coro(coro, result);
+    int trc = corio_scope_end(&sc);
+    return trc == -ETIMEDOUT ? trc : rc;
 }
 
 int corio_wait_for_task(corio_task *t, double seconds, void **result)
@@ -417,29 +438,23 @@ int corio_wait_for_task(corio_task *t, double seconds, void **result)
         return -EDEADLK;
     if (seconds < 0)
         seconds = INFINITY; /* no timeout, but a cancelled caller still cancels t */
-    corio_scope local, *sc = scope_for(self, &local);
-    if (!sc)
-        return -ENOMEM;
-    rc = begin_seconds(sc, seconds);
-    if (rc == 0) {
-        rc = corio__wait_task(l, self, t, false);
-        bool ended_first = t->state == CORIO__T_DONE;
-        if (rc < 0 && !ended_first) {
-            /* timed out or cancelled: asyncio cancels the task and waits for it */
-            corio__task_cancel(l, t, NULL);
-            corio__wait_task(l, self, t, true);
-        }
-        int trc = corio_scope_end(sc);
-        if (rc == 0 || t->status != -ECANCELED) {
-            /* it ended on its own, possibly just before the cancel landed */
-            if (result)
-                *result = t->value;
-            rc = t->status;
-        } else {
-            rc = trc == -ETIMEDOUT ? trc : -ECANCELED;
-        }
+    corio_scope sc;
+    rc = begin_seconds(&sc, seconds);
+    if (rc < 0)
+        return rc;
+    rc = corio__wait_task(l, self, t, false);
+    bool ended_first = t->state == CORIO__T_DONE;
+    if (rc < 0 && !ended_first) {
+        /* timed out or cancelled: asyncio cancels the task and waits for it */
+        corio__task_cancel(l, t, NULL);
+        corio__wait_task(l, self, t, true);
     }
-    if (sc != &local)
-        free(sc);
-    return rc;
+    int trc = corio_scope_end(&sc);
+    if (rc == 0 || t->status != -ECANCELED) {
+        /* it ended on its own, possibly just before the cancel landed */
+        if (result)
+            *result = t->value;
+        return t->status;
+    }
+    return trc == -ETIMEDOUT ? trc : -ECANCELED;
 }

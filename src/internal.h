@@ -163,9 +163,10 @@ static inline corio__task_frame *corio__frame(const corio_task *t)
  * live on its stack, since those bytes may be someone else's by then. Its task
  * frame lives in this side block (t->stack points just past `frame`, so
  * corio__frame works unchanged), and so does the record of the one suspension
- * it can be in (corio__record). Calls whose records are not moved here yet
- * refuse a compact task with -ENOTSUP before they do anything
- * (corio__compact_refuse). */
+ * it can be in (corio__record); what does not fit goes to the heap. Scopes on
+ * its stack are forwarded to the heap (cancel.c). I/O that would wait, whose
+ * record and buffer the kernel or a worker would reach, refuses a compact task
+ * with -ENOTSUP before it does anything (corio__compact_refuse). */
 #define CORIO__RECORD_BYTES 128
 
 typedef struct corio__compact {
@@ -191,8 +192,7 @@ static inline void *corio__record(corio_task *self, void *local)
     return local;
 }
 
-/* -ENOTSUP for a compact task (a call that would suspend with its records on
- * the stack), 0 otherwise. */
+/* -ENOTSUP for a compact task (I/O that would wait), 0 otherwise. */
 static inline int corio__compact_refuse(const corio_task *self)
 {
     return __builtin_expect(self->flags & CORIO__TF_COMPACT, 0) ? -ENOTSUP : 0;

@@ -232,6 +232,9 @@ int64_t corio__io_run(corio_loop *l, corio_task *self, corio__io *io)
     if (io->op == CORIO__OP_POLL_IN || io->op == CORIO__OP_POLL_OUT)
         return corio__interrupt_pending(self); /* a regular file is always ready (poll(2)) */
     int rc = corio__interrupt_pending(self);
+    if (rc == 0)
+        rc = corio__compact_refuse(self); /* the worker reads io and fills the buffer while
+                                             the task is away */
     return rc < 0 ? rc : file_on_pool(io);
 }
 

@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -269,13 +270,13 @@ TEST(compact_sleepers_left_at_exit_are_reaped)
     ASSERT_EQ(test_run_virtual(main_leaves_sleepers, NULL, NULL), 0);
 }
 
-/* A heap timeout scope works in a compact task; one on its stack is refused. */
+/* Timeout and shield scopes work in a compact task wherever their corio_scope
+ * is: one on its own stack is forwarded to the heap (the loop walks it while
+ * the task is away). A task group on its stack is refused (other tasks may
+ * spawn into it). */
 static void *scoped_sleeper(void *arg)
 {
     (void)arg;
-    corio_scope on_stack;
-    ASSERT_EQ(corio_timeout_begin(&on_stack, 1.0), -ENOTSUP);
-    ASSERT_EQ(corio_shield_begin(&on_stack), -ENOTSUP);
     corio_taskgroup g_on_stack;
     ASSERT_EQ(corio_taskgroup_begin(&g_on_stack), -ENOTSUP);
     corio_scope *sc = malloc(sizeof *sc);
@@ -284,25 +285,51 @@ static void *scoped_sleeper(void *arg)
     ASSERT_EQ(corio_sleep(10), -ECANCELED);
     ASSERT_EQ(corio_scope_end(sc), -ETIMEDOUT);
     free(sc);
+
+    corio_scope outer, shield; /* on this compact task's stack */
+    ASSERT_EQ(corio_timeout_begin(&outer, 1.0), 0);
+    ASSERT_EQ(corio_scope_deadline(&outer), (int64_t)3e9);
+    ASSERT_EQ(corio_shield_begin(&shield), 0);
+    ASSERT_EQ(corio_sleep(2), 0); /* the expiry at 3 s waits for the shield */
+    ASSERT_EQ(corio_scope_expired(&outer), 1);
+    ASSERT_EQ(corio_scope_end(&shield), -ECANCELED); /* delivered now */
+    ASSERT_EQ(corio_sleep(1), -ECANCELED);
+    ASSERT_EQ(corio_scope_end(&outer), -ETIMEDOUT);
+    ASSERT_EQ(corio_scope_expired(&outer), -EINVAL); /* ended: as with any scope */
+    ASSERT_EQ(corio_scope_end(&outer), -EINVAL);
+    ASSERT_EQ(corio_now(), 4.0);
     return (void *)(intptr_t)42;
+}
+
+/* Runs on the shared stack every 0.25 s, evicting whoever sleeps there. */
+static void *ticker(void *arg)
+{
+    (void)arg;
+    volatile char deep[2048]; /* and overwrites what lay where they were */
+    for (int i = 0; i < 20; i++) {
+        for (size_t j = 0; j < sizeof deep; j++)
+            deep[j] = (char)(i + (int)j);
+        ASSERT_EQ(corio_sleep(0.25), 0);
+    }
+    return NULL;
 }
 
 static void *main_scopes(void *arg)
 {
     (void)arg;
     corio_task *t = spawn_compact(scoped_sleeper, NULL);
-    corio_task *other = spawn_compact(sleep_then_double, (void *)1); /* evicts it */
+    corio_task *other = spawn_compact(ticker, NULL); /* evicts it, again and again */
     void *r = NULL;
     ASSERT_EQ(corio_await(t, &r), 0);
     ASSERT_EQ((intptr_t)r, 42);
-    ASSERT_EQ(corio_now(), 2.0);
+    ASSERT_EQ(corio_now(), 4.0);
     ASSERT_EQ(corio_await(other, NULL), 0);
     corio_task_release(t);
     corio_task_release(other);
     return NULL;
 }
 
-TEST(compact_timeout_scope_on_heap_works_on_stack_refused)
+TEST(compact_scopes_on_heap_and_on_its_stack)
 {
     ASSERT_EQ(test_run_virtual(main_scopes, NULL, NULL), 0);
 }
@@ -665,6 +692,10 @@ static void *io_refuser(void *arg)
     }
     ASSERT_EQ(corio_close(fds[0]), 0);
     ASSERT_EQ(corio_close(fds[1]), 0);
+    int file = open("/proc/self/stat", O_RDONLY | O_CLOEXEC); /* a file: read by a worker */
+    ASSERT_GE(file, 0);
+    ASSERT_EQ(corio_read(file, &c, 1), -ENOTSUP);
+    ASSERT_EQ(corio_close(file), 0);
     ASSERT_EQ(corio_now(), 0.0); /* nothing waited */
     return NULL;
 }
