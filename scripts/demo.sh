@@ -10,7 +10,7 @@
 # 3. runs the seed programs (each prints its output, and its elapsed time to stderr);
 # 4. the network demo on 127.0.0.1: echo_server and http_hello talked to with bash's
 #    /dev/tcp (and curl if installed), then fetcher (the seed's fetches over real TCP);
-# 5. runs examples/scale_demo.
+# 5. runs examples/scale_demo, with private stacks and then with compact tasks.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -162,5 +162,7 @@ run fetcher 1
 # ---- 5. scale -------------------------------------------------------------------------------------
 header "100,000 concurrent tasks each sleeping 1 s on real time: expect a little over 1 s"
 run scale_demo
+header "the same 100,000 as compact tasks: one shared stack, a few hundred bytes each while asleep"
+run scale_demo --compact
 
 header "demo done"
