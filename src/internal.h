@@ -9,6 +9,7 @@
 
 #include "corio.h"
 #include "arch/context.h"
+#include "mem.h"
 #include "poller.h"
 #include "stack.h"
 #include "timer.h"
@@ -274,6 +275,7 @@ struct corio_loop {
     corio__stack_pool stacks[CORIO__MAX_STACK_CLASSES];
     int nstack_classes;
     uint8_t default_class;
+    corio__mem mem;            /* task slabs, compact side blocks and images */
     corio__task_slab *slabs;
     corio_task *free_tasks;
     corio_task *carve, *carve_end;

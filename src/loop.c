@@ -303,6 +303,7 @@ int corio_loop_new(corio_loop **out, const corio_loop_opts *opts)
     }
     pthread_mutex_init(&l->remote_lock, NULL);
     corio__timers_init(&l->timers);
+    corio__mem_init(&l->mem);
     l->clock = clock_from(o.clock);
     l->default_class = (uint8_t)corio__stack_class(l, o.stack_size);
     find_thread_stack(l);
@@ -386,6 +387,7 @@ int corio_loop_close(corio_loop *l)
         corio__stack_pool_fini(&l->stacks[i]);
     corio__timers_fini(&l->timers);
     corio__poller_close(&l->poller);
+    corio__mem_fini(&l->mem);
     pthread_mutex_destroy(&l->remote_lock);
     corio__overflow_guard_remove(l);
     if (corio__tls_loop == l)

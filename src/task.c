@@ -66,7 +66,8 @@ static inline void shared_stack_writable(char *p, size_t len)
 static __attribute__((noinline)) corio_task *task_alloc_carve(corio_loop *l)
 {
     if (l->carve == l->carve_end) {
-        corio__task_slab *s = aligned_alloc(CORIO__TASK_SLAB_BYTES, CORIO__TASK_SLAB_BYTES);
+        corio__task_slab *s = corio__mem_carve(&l->mem, CORIO__TASK_SLAB_BYTES,
+                                               CORIO__TASK_SLAB_BYTES);
         if (!s)
             return NULL;
         s->loop = l;
@@ -116,14 +117,9 @@ void corio__for_each_live(corio_loop *l, void (*fn)(corio_loop *, corio_task *))
     }
 }
 
+/* (The slabs themselves go with the loop's memory, corio__mem_fini.) */
 void corio__task_free_all(corio_loop *l)
 {
-    corio__task_slab *s = l->slabs;
-    while (s) {
-        corio__task_slab *next = s->next;
-        free(s);
-        s = next;
-    }
     l->slabs = NULL;
     l->free_tasks = NULL;
     l->carve = l->carve_end = NULL;
@@ -226,20 +222,35 @@ static inline __attribute__((always_inline)) void switch_plain(corio_loop *l, co
 static void *task_entry(void *arg);
 static inline __attribute__((always_inline)) bool task_prepare(corio_loop *l, corio_task *t);
 
+/* An image of `cap` bytes: from the loop's memory up to CORIO__MEM_MAX (a
+ * million sleepers' images ride on huge pages), from malloc beyond. */
+static char *image_get(corio_loop *l, size_t cap)
+{
+    return cap <= CORIO__MEM_MAX ? corio__mem_get(&l->mem, cap) : malloc(cap);
+}
+
+static void image_put(corio_loop *l, char *image, size_t cap)
+{
+    if (cap <= CORIO__MEM_MAX)
+        corio__mem_put(&l->mem, image, cap);
+    else
+        free(image);
+}
+
 /* Copy the resident's frames off the shared stack, into its image. */
 static void compact_evict(corio_loop *l, corio_task *r)
 {
     corio__compact *c = corio__compact_of(r);
     size_t len = (size_t)(l->shared_top - (char *)r->sp);
     if (len > c->image_cap) {
-        size_t cap = (len + 63) & ~(size_t)63;
-        char *image = malloc(cap);
+        size_t cap = corio__mem_round(len);
+        char *image = image_get(l, cap);
         if (!image) { /* nowhere to put its frames, and no caller to tell */
             fprintf(stderr, "corio: out of memory saving compact task %p's %zu-byte stack\n",
                     (void *)r, len);
             abort();
         }
-        free(c->image);
+        image_put(l, c->image, c->image_cap);
         c->image = image;
         c->image_cap = (uint32_t)cap;
     }
@@ -294,8 +305,8 @@ static inline __attribute__((always_inline)) void task_switch(corio_loop *l, cor
 static void compact_free(corio_loop *l, corio_task *t)
 {
     corio__compact *c = corio__compact_of(t);
-    free(c->image);
-    free(c);
+    image_put(l, c->image, c->image_cap);
+    corio__mem_put(&l->mem, c, sizeof *c);
     if (l->resident == t)
         l->resident = NULL;
 }
@@ -378,7 +389,7 @@ static __attribute__((noinline)) bool compact_prepare(corio_loop *l, corio_task 
 {
     corio__compact *c = NULL;
     if ((l->shared_top || (l->shared_top = corio__stack_get(&l->stacks[t->stack_class]))) &&
-        (c = malloc(sizeof *c))) {
+        (c = corio__mem_get(&l->mem, sizeof *c))) {
         c->image = NULL;
         c->image_len = c->image_cap = 0;
         c->frame = (corio__task_frame){0};
