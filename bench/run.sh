@@ -311,9 +311,10 @@ if [ "${corio_nsop[lock]:-NA}" != NA ]; then
 fi
 if [ "${corio_nsop[mem]:-NA}" != NA ]; then
     echo "mem: fresh memory costs $(awk -v x="${corio_nsop[mem]}" 'BEGIN{printf "%.1f", x / 1e3}') us per 4 KiB page here (the core issue's targets assumed ~1 us)."
-    echo "w1 touches about one fresh page per corio sleeper (its stack), one per ~3 Tokio sleepers,"
-    echo "one per ~8 compact corio sleepers. On this VM the price is paid for every page a process"
-    echo "touches first, reused or not (docs/internals.md)."
+    echo "w1 touches about one fresh 4 KiB page per corio sleeper (its stack), one per ~3 Tokio sleepers."
+    echo "corio's task slabs and compact sleepers' blocks come from memory on 2 MiB huge pages (src/mem.h),"
+    echo "one fault per 2 MiB: ~0.3 us per 4 KiB here. On this VM the 4 KiB price is paid for every page"
+    echo "a process touches first, reused or not (docs/internals.md)."
 fi
 [ -z "$PEERS" ] && echo "(no peer figures: corio alone)"
 [ ${#contended[@]} -gt 0 ] && echo "CONTENDED (other processes were busy; rerun when idle): ${contended[*]}"

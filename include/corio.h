@@ -102,7 +102,7 @@ typedef struct corio_task_opts {
  * A compact task has no stack of its own: it runs on one stack the loop
  * shares among its compact tasks, of the loop's default size. When another
  * compact task needs that stack, the bytes the suspended one uses (a sleeper:
- * a few hundred) are copied out to the heap, and copied back before it
+ * a few hundred) are copied out to the loop's memory, and copied back before it
  * resumes. A waiting compact task costs its 64-byte task, a small side block
  * and those bytes, instead of a stack page; each switch between two compact
  * tasks costs a copy out and a copy in, and goes through the scheduler.
