@@ -73,6 +73,11 @@ ifneq ($(SWITCH),ucontext)
   endif
 endif
 
+# The resuming stubs (src/arch/resume_x86_64.S) whatever the switch.
+ifneq (,$(findstring x86_64,$(MACHINE)))
+  ASM_SRC += src/arch/resume_x86_64.S
+endif
+
 LIB_SRC  := $(wildcard src/*.c) src/arch/switch_ucontext.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(ASM_SRC:%.S=$(BUILD)/obj/%.o)
 HDRS     := include/corio.h $(wildcard src/*.h src/arch/*.h)
@@ -91,7 +96,7 @@ $(BUILD)/obj/%.o: %.c $(HDRS) $(wildcard test/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.S
+$(BUILD)/obj/%.o: %.S $(wildcard src/arch/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

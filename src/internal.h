@@ -10,6 +10,7 @@
 #include "corio.h"
 #include "arch/context.h"
 #include "mem.h"
+#include "arch/resuming.h"
 #include "poller.h"
 #include "stack.h"
 #include "timer.h"
@@ -346,6 +347,22 @@ void corio__post(corio_loop *l, corio__soon *s);
  * backends call it when the loop's wake fd fires). */
 void corio__remote_drain(corio_loop *l);
 extern __thread corio_loop *corio__tls_loop __attribute__((tls_model("initial-exec")));
+
+/* Public calls that may suspend (arch/resuming.h lists them): on x86-64 the
+ * public symbol is a stub that returns by jump when the task resumes after
+ * another task's call through a stub from elsewhere (arch/resume_x86_64.S),
+ * and the C function behind it is corio__impl_NAME. Define such a call, and
+ * call it from inside corio, as CORIO__IMPL(name). corio__last_caller: the
+ * return address of this thread's latest call into a stub. */
+extern __thread uintptr_t corio__last_caller __attribute__((tls_model("initial-exec")));
+#if defined(__x86_64__)
+#define CORIO__IMPL(name) corio__impl_##name
+#define CORIO__DECLARE_IMPL(name) \
+    extern __typeof__(name) corio__impl_##name __attribute__((visibility("hidden")));
+CORIO__RESUMING_CALLS(CORIO__DECLARE_IMPL)
+#else
+#define CORIO__IMPL(name) name
+#endif
 int64_t corio__now(corio_loop *l);
 int64_t corio__deadline_in(corio_loop *l, double seconds);
 corio_task *corio__pick_next_slow(corio_loop *l);

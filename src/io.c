@@ -223,7 +223,7 @@ int64_t corio__io_run(corio_loop *l, corio_task *self, corio__io *io)
          * sockets (or retrying a failing accept) would never let the others
          * run. After IO_BUDGET such operations in one dispatch it yields. */
         if (__builtin_expect(++l->io_streak > CORIO__IO_BUDGET, 0)) {
-            int rc = corio_yield(); /* the dispatch resets the streak */
+            int rc = CORIO__IMPL(corio_yield)(); /* the dispatch resets the streak */
             if (rc < 0)
                 return rc;
         }

@@ -445,7 +445,7 @@ static inline __attribute__((always_inline)) queue *hot_queue(corio_queue *pq, c
 
 static __attribute__((noinline)) int put_general(corio_queue *pq, void *item);
 
-int corio_queue_put(corio_queue *pq, void *item)
+int CORIO__IMPL(corio_queue_put)(corio_queue *pq, void *item)
 {
     corio_loop *l = corio__tls_loop;
     queue *q = hot_queue(pq, l);
@@ -528,7 +528,7 @@ static __attribute__((noinline)) int get_general(corio_queue *pq, void **item)
     return get_wait(l, self, q, item);
 }
 
-int corio_queue_get(corio_queue *pq, void **item)
+int CORIO__IMPL(corio_queue_get)(corio_queue *pq, void **item)
 {
     corio_loop *l = corio__tls_loop;
     queue *q = hot_queue(pq, l);
@@ -621,7 +621,7 @@ static void join_cancel(corio__wait *w)
     corio__waitlist_remove(&s->q->joiners, &s->wt);
 }
 
-int corio_queue_join(corio_queue *pq)
+int CORIO__IMPL(corio_queue_join)(corio_queue *pq)
 {
     corio_loop *l;
     corio_task *self = corio__self(&l);
@@ -692,7 +692,7 @@ static bool select_now(corio_select_op *op, int *rc)
     return true;
 }
 
-int corio_select(corio_select_op *ops, size_t n, double timeout)
+int CORIO__IMPL(corio_select)(corio_select_op *ops, size_t n, double timeout)
 {
     corio_loop *l;
     corio_task *self = corio__self(&l);

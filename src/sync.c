@@ -168,7 +168,7 @@ int corio_event_is_set(const corio_event *pe)
     return CEV(pe)->set;
 }
 
-int corio_event_wait(corio_event *pe)
+int CORIO__IMPL(corio_event_wait)(corio_event *pe)
 {
     int rc = pe ? head_check_wait(&EV(pe)->h) : -EINVAL;
     if (rc < 0)

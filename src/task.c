@@ -59,6 +59,8 @@ static inline void shared_stack_writable(char *p, size_t len)
 #endif
 }
 
+__thread uintptr_t corio__last_caller __attribute__((tls_model("initial-exec")));
+
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 /* ---- allocation: 64-byte tasks in 64 KiB slabs whose header names the loop ---- */
@@ -800,7 +802,7 @@ static __attribute__((noinline)) int sleep_compact(corio_loop *l, corio_task *se
     return sleep_on(l, self, (sleep_wait *)(void *)corio__compact_of(self)->record, deadline);
 }
 
-int corio_yield(void)
+int CORIO__IMPL(corio_yield)(void)
 {
     corio_loop *l;
     corio_task *self = corio__self(&l);
@@ -827,7 +829,7 @@ int corio_sleep_ns(int64_t ns)
     if (ns < 0)
         return -EINVAL;
     if (ns == 0)
-        return corio_yield();
+        return CORIO__IMPL(corio_yield)();
     int64_t now = corio__now(l);
     int64_t deadline = ns > INT64_MAX - now ? INT64_MAX : now + ns;
     /* two tail calls, so that this frame holds no record: a compact task's
