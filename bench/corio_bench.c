@@ -13,6 +13,9 @@
  *   mem  N      no corio call: N fresh pages, one per 64 KiB, each touched once (as w1's
  *               sleepers touch one stack page each). The machine's price of fresh memory,
  *               the floor under w1 and w3 (ns_per_op = ns per page)
+ *   memhuge N   no corio call: N * 4 KiB of memory advised to 2 MiB pages, touched every
+ *               4 KiB: the price of the memory corio's task slabs and compact tasks' frames
+ *               come from (src/mem.c) (ns_per_op = ns per 4 KiB)
  *
  * Prints one JSON line to stdout:
  *   {"workload":"w1","runtime":"corio","n":N,"d":D,"wall_s":..,"rss_kb":..,"ns_per_op":..}
@@ -483,6 +486,29 @@ static int mem(long n)
     return 0;
 }
 
+/* The same price in 2 MiB pages, as src/mem.c asks for them: N * 4 KiB of memory
+ * advised MADV_HUGEPAGE, 2 MiB-aligned, touched every 4 KiB (ns_per_op = ns per 4 KiB). */
+static int memhuge(long n)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = ((size_t)(n > 0 ? n : 1) * 4096 + huge - 1) & ~(huge - 1);
+    char *raw = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
+        fail("mmap", -errno);
+        return -errno;
+    }
+    char *p = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (madvise(p, bytes, MADV_HUGEPAGE) != 0)
+        fprintf(stderr, "corio_bench memhuge: madvise: no transparent huge pages here\n");
+    g_t0 = now_s(); /* the clock starts here */
+    for (long i = 0; i < n; i++)
+        ((volatile char *)p)[(size_t)i * 4096] = 1;
+    g_wall_s = now_s() - g_t0;
+    munmap(raw, bytes + huge);
+    return 0;
+}
+
 /* ---- LOCK: handoff among 10,000 contending tasks ------------------------------------------ */
 #define LOCK_TASKS 10000
 
@@ -590,7 +616,7 @@ static void *bench_main(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: corio_bench w1 N [D] | w1c N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N | mem N\n");
+    fprintf(stderr, "usage: corio_bench w1 N [D] | w1c N [D] | w2 N | w2b N | w2c N | w3 N | w3i N | lock N | mem N | memhuge N\n");
     exit(2);
 }
 
@@ -633,6 +659,8 @@ int main(int argc, char **argv)
         fn = lock_bench;
     else if (strcmp(g_workload, "mem") == 0)
         fn = mem;
+    else if (strcmp(g_workload, "memhuge") == 0)
+        fn = memhuge;
     else
         usage();
 

@@ -9,7 +9,8 @@
 # Workloads (corio: build/bench/corio_bench; peers: the commands of ../shared/peers/run.sh):
 #   mem  the machine's price of fresh memory: 100,000 pages touched once each, one per 64 KiB
 #        (no corio call). w1 and w3 pay it for every page they touch first; on this VM it has
-#        ranged from ~1 us to ~15 us per page, so read w1 and w3 beside it
+#        ranged from ~1 us to ~15 us per page, so read w1 and w3 beside it; corio-huge: the
+#        same in memory advised to 2 MiB pages (corio_bench memhuge), as src/mem.c uses
 #   w1   1,000,000 tasks each sleep 1 s, plus N=0 for the RSS baseline;
 #        RSS/task = (peak RSS - peak RSS at N=0) / N; corio runs it twice: with private
 #        stacks (corio) and with compact sleepers (corio-compact: corio_bench w1c)
@@ -227,7 +228,10 @@ run_w3() {
         peer uvloop w3 1000000 0 /usr/bin/python3 py/bench.py --uvloop w3 1000000
     fi
 }
-run_mem() { corio mem 100000; }
+run_mem() {
+    corio mem 100000
+    RT=corio-huge BW=memhuge corio mem 100000   # the same in 2 MiB pages (src/mem.c's memory)
+}
 run_w3i() { corio w3i 10000000; }
 run_w2c() { corio w2c 10000000; }
 run_lock() { corio lock 10000000; }
@@ -261,7 +265,7 @@ echo
 echo "| workload | runtime | N | median ns/op | median wall s | RSS/task (w1) | median peak RSS MiB | ratio corio/peer |"
 echo "|---|---|---|---|---|---|---|---|"
 declare -A corio_nsop peer_w1
-compact_nsop=NA
+compact_nsop=NA huge_nsop=NA
 for k in "${keys[@]}"; do
     read -r w rt n d <<<"$k"
     [ "$n" -gt 0 ] || continue
@@ -269,6 +273,7 @@ for k in "${keys[@]}"; do
     nsop=NA; [ "$el" != NA ] && nsop=$(awk -v e="$el" -v n="$n" 'BEGIN{print e*1e9/n}')
     [ "$rt" = corio ] && corio_nsop[$w]=$nsop
     [ "$rt" = corio-compact ] && compact_nsop=$nsop
+    [ "$rt" = corio-huge ] && huge_nsop=$nsop
     [ "$w" = w1 ] && peer_w1[$rt]=$nsop
     pertask="-"
     if [ "$w" = w1 ]; then
@@ -278,7 +283,7 @@ for k in "${keys[@]}"; do
     fi
     ratio="-"
     c=${corio_nsop[$w]:-NA}
-    if [ "$rt" != corio ] && [ "$rt" != corio-compact ] && [ "$c" != NA ] && [ "$nsop" != NA ]; then
+    if [[ $rt != corio* ]] && [ "$c" != NA ] && [ "$nsop" != NA ]; then
         ratio=$(awk -v c="$c" -v p="$nsop" 'BEGIN{printf "%.2f", c/p}')
     fi
     rssmib=$(awk -v r="$rss" 'BEGIN{ if (r=="NA") print "NA"; else printf "%.1f", r/1024 }')
@@ -313,8 +318,11 @@ if [ "${corio_nsop[mem]:-NA}" != NA ]; then
     echo "mem: fresh memory costs $(awk -v x="${corio_nsop[mem]}" 'BEGIN{printf "%.1f", x / 1e3}') us per 4 KiB page here (the core issue's targets assumed ~1 us)."
     echo "w1 touches about one fresh 4 KiB page per corio sleeper (its stack), one per ~3 Tokio sleepers."
     echo "corio's task slabs and compact sleepers' blocks come from memory on 2 MiB huge pages (src/mem.h),"
-    echo "one fault per 2 MiB: ~0.3 us per 4 KiB here. On this VM the 4 KiB price is paid for every page"
-    echo "a process touches first, reused or not (docs/internals.md)."
+    echo "one fault per 2 MiB: $(awk -v x="$huge_nsop" 'BEGIN{ if (x=="NA") print "NA"; else printf "%.2f", x / 1e3}') us per 4 KiB here (corio-huge), about 0.3 us while the host still backs"
+    echo "memory a process freed moments before (back-to-back runs) and 5-7 us a few seconds later, once"
+    echo "free-page reporting has handed it back. So corio's w1 compact and w3 vary with what ran before"
+    echo "(w3 53-65 ns back to back, 154-169 ns after 6 s idle); peers on 4 KiB pages pay 11-15 us per"
+    echo "page either way (docs/internals.md)."
 fi
 [ -z "$PEERS" ] && echo "(no peer figures: corio alone)"
 [ ${#contended[@]} -gt 0 ] && echo "CONTENDED (other processes were busy; rerun when idle): ${contended[*]}"

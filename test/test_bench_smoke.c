@@ -46,6 +46,7 @@ TEST(bench_smoke_every_workload)
     run_bench("w3i", "20000", NULL);
     run_bench("lock", "20011", NULL);
     run_bench("mem", "100", NULL);
+    run_bench("memhuge", "100", NULL);
 }
 
 TEST(bench_smoke_bad_usage_exits_2)
